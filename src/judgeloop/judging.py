@@ -1,0 +1,135 @@
+"""Pairwise judging: prompts in both orders, strict verdicts, the forced fallback.
+
+Used twice: the `judge` stage samples N judgments per pair and order from the
+previous iteration's model (rejection-sampling material), and `evaluate`
+judges held-out and human-labelled pairs greedily.
+
+Forced fallback (`verdict_fallback: forced`): when the judge's own text has no
+parseable verdict, judgeloop appends a fixed continuation ("Final verdict:
+[[") and reads A or B from the model's next-token distribution restricted to
+those two tokens -- sampled at the judging temperature for training data,
+argmax for greedy evaluation. Such rows say `verdict_source = forced`, and
+their `parse_status` still records that the text itself did not parse.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .backends import Backend, Request, Sampling
+from .pairs import request_seed
+from .parsing import parse_verdict
+from .templates import FORCED_VERDICT_CONTINUATION, judge_messages
+
+log = logging.getLogger(__name__)
+
+ORDERS = ("wl", "lw")  # wl: the better response is shown as A
+
+
+@dataclass(frozen=True)
+class PairwiseItem:
+    """One comparison with a known winner."""
+
+    item_id: str
+    instruction: str
+    better: str
+    worse: str
+
+
+@dataclass
+class Judged:
+    item_id: str
+    order: str
+    sample_idx: int
+    seed: int
+    text: str
+    verdict: str | None
+    parse_status: str
+    verdict_source: str | None
+    p_a: float | None
+    p_b: float | None
+    correct: bool | None
+    n_tokens: int
+    finish_reason: str
+    len_a: int
+    len_b: int
+
+
+def shown(item: PairwiseItem, order: str) -> tuple[str, str]:
+    return (item.better, item.worse) if order == "wl" else (item.worse, item.better)
+
+
+def winner(order: str) -> str:
+    """The verdict that picks the better response in this order."""
+    return "A" if order == "wl" else "B"
+
+
+def restricted_probs(logprobs: dict[str, float], temperature: float = 1.0) -> tuple[float, float]:
+    """p(A), p(B) renormalised over the two choices, at a temperature."""
+    t = max(temperature, 1e-6)
+    a, b = logprobs["A"] / t, logprobs["B"] / t
+    m = max(a, b)
+    ea, eb = math.exp(a - m), math.exp(b - m)
+    return ea / (ea + eb), eb / (ea + eb)
+
+
+def judge_items(
+    items: Sequence[PairwiseItem],
+    backend: Backend,
+    sampling: Sampling,
+    fallback: str,
+    seed_key: str,
+    desc: str = "judge",
+) -> list[Judged]:
+    """Judge every item in both orders, `sampling.n` samples each.
+
+    Greedy when `sampling.temperature == 0` (the forced fallback then takes
+    the argmax); otherwise sampled, with the forced choice drawn at the same
+    temperature from an RNG seeded per judgment.
+    """
+    requests, meta = [], []
+    for item in items:
+        for order in ORDERS:
+            a, b = shown(item, order)
+            key = f"{seed_key}:{item.item_id}:{order}"
+            s = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.n, request_seed(sampling.seed, key))
+            requests.append(Request(key, judge_messages(item.instruction, a, b), s))
+            meta.append((item, order, len(a), len(b)))
+    outputs = backend.generate(requests, desc=desc)
+    rows: list[Judged] = []
+    for req, (item, order, la, lb), comps in zip(requests, meta, outputs):
+        for c in comps:
+            v = parse_verdict(c.text, c.finish_reason)
+            rows.append(
+                Judged(
+                    item.item_id, order, c.sample_idx, req.sampling.seed, c.text, v.verdict, v.status,
+                    "parsed" if v.verdict else None, None, None, None, c.n_tokens, c.finish_reason, la, lb,
+                )
+            )
+    by_key = {r.request_id: r for r in requests}
+    if fallback == "forced":
+        todo = [r for r in rows if r.verdict is None]
+        if todo:
+            log.info("%s: forcing a verdict for %d/%d judgments without a parseable one", desc, len(todo), len(rows))
+            contexts = [
+                (by_key[f"{seed_key}:{r.item_id}:{r.order}"].messages, r.text.rstrip() + FORCED_VERDICT_CONTINUATION)
+                for r in todo
+            ]
+            for r, lp in zip(todo, backend.choice_logprobs(contexts, ["A", "B"])):
+                r.p_a, r.p_b = restricted_probs(lp)
+                if sampling.temperature > 0:
+                    pa, _ = restricted_probs(lp, sampling.temperature)
+                    rng = random.Random(f"{r.seed}:{r.sample_idx}")
+                    r.verdict = "A" if rng.random() < pa else "B"
+                else:
+                    r.verdict = "A" if r.p_a >= r.p_b else "B"
+                r.verdict_source = "forced"
+    for r in rows:
+        r.correct = None if r.verdict is None else r.verdict == winner(r.order)
+    n_parsed = sum(r.verdict_source == "parsed" for r in rows)
+    log.info("%s: %d judgments, %d parsed (%.0f%%)", desc, len(rows), n_parsed, 100 * n_parsed / max(1, len(rows)))
+    return rows

@@ -1,0 +1,78 @@
+"""Strict parsers for model outputs: tagged sections and `[[A]]`/`[[B]]` verdicts.
+
+Nothing here guesses: an output that does not follow the format gets a
+status saying why, and callers keep that status instead of a made-up value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------------------
+# Tagged sections (the pairs stage's modified instruction)
+
+MOD_OPEN, MOD_CLOSE = "<modified_instruction>", "</modified_instruction>"
+
+
+@dataclass(frozen=True)
+class TagParse:
+    content: str | None
+    status: str  # ok | unparsed | truncated | empty | duplicate
+
+
+def parse_tagged(text: str, open_tag: str, close_tag: str, finish_reason: str, prefilled: bool = False) -> TagParse:
+    """Extract the one section between `open_tag` and `close_tag`.
+
+    `prefilled`: the opening tag was part of the prompt, so `text` starts
+    inside the section. A missing closing tag is `truncated` when generation
+    hit its token limit and `unparsed` otherwise.
+    """
+    body = open_tag + text if prefilled else text
+    n_open, n_close = body.count(open_tag), body.count(close_tag)
+    if n_open == 0:
+        return TagParse(None, "unparsed")
+    if n_open > 1 or n_close > 1:
+        return TagParse(None, "duplicate")
+    if n_close == 0:
+        return TagParse(None, "truncated" if finish_reason == "length" else "unparsed")
+    start = body.index(open_tag) + len(open_tag)
+    end = body.index(close_tag)
+    if end < start:
+        return TagParse(None, "unparsed")
+    content = body[start:end].strip()
+    return TagParse(content, "ok") if content else TagParse(None, "empty")
+
+
+# ---------------------------------------------------------------------------
+# Pairwise verdicts
+
+VERDICT_RE = re.compile(r"\[\[([AB])\]\]")
+_FENCE_RE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_INLINE_CODE_RE = re.compile(r"`[^`\n]*`")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str | None  # A | B | None
+    status: str  # ok | none | both | truncated
+
+
+def parse_verdict(text: str, finish_reason: str = "stop") -> Verdict:
+    """Exactly one of `[[A]]` / `[[B]]` (possibly repeated) is a verdict.
+
+    Markers quoted inside code (fenced blocks or inline backticks) are not
+    verdicts. Both present -> `both`; neither -> `none`, or `truncated` when
+    the text was cut by the token limit.
+    """
+    visible = _INLINE_CODE_RE.sub(" ", _FENCE_RE.sub(" ", text))
+    found = set(VERDICT_RE.findall(visible))
+    if len(found) == 1:
+        return Verdict(found.pop(), "ok")
+    if len(found) == 2:
+        return Verdict(None, "both")
+    return Verdict(None, "truncated" if finish_reason == "length" else "none")
+
+
+def canonical_verdict_line(verdict: str) -> str:
+    return f"Final verdict: [[{verdict}]]"

@@ -1,0 +1,152 @@
+"""The iteration report: reports/summary.json, reports/summary.md and PNG plots.
+
+Reads the per-iteration metrics JSON the other stages wrote; parse rate is
+always shown beside accuracy, so a forced-verdict judge cannot pass for one
+that follows the format.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .config import Params
+from .io import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+METRICS, REPORTS = Path("metrics"), Path("reports")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return read_json(path) if path.exists() else None
+
+
+def collect(params: Params) -> dict[str, Any]:
+    models = params.eval_models()
+    out: dict[str, Any] = {"models": {}, "iterations": {}}
+    for m in models:
+        ev = _load(METRICS / m / "eval.json")
+        if ev:
+            out["models"][m] = ev["sets"]
+    for it in params.iterations:
+        cur, tr, jd = (_load(METRICS / it / f) for f in ("curation.json", "train.json", "judge.json"))
+        out["iterations"][it] = {
+            "prev": params.iterations[it].prev,
+            "curation": cur,
+            "train": {k: v for k, v in (tr or {}).items() if k != "loss_history"} or None,
+            "loss_history": (tr or {}).get("loss_history", []),
+            "judge_throughput": (jd or {}).get("throughput"),
+        }
+    return out
+
+
+def plot_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long-format rows (one per model and eval set) for DVC plots and our PNGs."""
+    rows = []
+    for m, sets in summary["models"].items():
+        for set_name, s in sets.items():
+            rows.append(
+                {
+                    "model": m,
+                    "set": set_name,
+                    "accuracy": s.get("accuracy"),
+                    "parse_rate": s.get("parse_rate"),
+                    "position_consistency": s.get("position_consistency"),
+                    "a_rate": s.get("a_rate"),
+                    "accuracy_wl": (s.get("accuracy_by_order") or {}).get("wl"),
+                    "accuracy_lw": (s.get("accuracy_by_order") or {}).get("lw"),
+                }
+            )
+    return rows
+
+
+def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    models = list(summary["models"])
+    sets = sorted({r["set"] for r in rows})
+    metrics = [("accuracy", "Accuracy (no verdict = 0.5)"), ("parse_rate", "Parse rate (judge wrote the verdict)"),
+               ("position_consistency", "Position consistency"), ("a_rate", "Share of verdicts 'A'")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
+    for ax, (key, title) in zip(axes, metrics):
+        for s in sets:
+            ys = [next((r[key] for r in rows if r["model"] == m and r["set"] == s), None) for m in models]
+            ax.plot(models, [float("nan") if y is None else y for y in ys], marker="o", label=s)
+        if key in ("accuracy", "position_consistency", "a_rate"):
+            ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("judge")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(_save(fig, out / "eval.png"))
+    plt.close(fig)
+
+    its = list(summary["iterations"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    keep = [((summary["iterations"][i]["curation"] or {}).get("keep_rate_pairs")) for i in its]
+    axes[0].bar(its, [k or 0 for k in keep], color="tab:green")
+    axes[0].set_ylim(0, 1)
+    axes[0].set_title("Keep rate (pairs with a kept judgment)", fontsize=10)
+    for i in its:
+        hist = summary["iterations"][i]["loss_history"]
+        if hist:
+            axes[1].plot([h["step"] for h in hist], [h["loss"] for h in hist], marker=".", label=i)
+    axes[1].set_title("Training loss", fontsize=10)
+    axes[1].set_xlabel("step")
+    axes[1].legend(fontsize=8)
+    axes[1].grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(_save(fig, out / "training.png"))
+    plt.close(fig)
+    return paths
+
+
+def _save(fig: Any, dest: Path) -> Path:
+    with atomic_path(dest, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return dest
+
+
+def _fmt(x: Any) -> str:
+    return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+
+def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    lines = ["# judgeloop iteration report", ""]
+    lines += ["Scoring: 1 = verdict for the better response, 0 = for the worse, 0.5 = no verdict.",
+              "Parse rate = share of judgments whose own text had exactly one of [[A]]/[[B]]; "
+              "the rest got a forced verdict (if enabled), which accuracy includes.", ""]
+    lines += ["## Evaluation", "", "| judge | set | accuracy | acc. A-first | acc. B-first | parse rate | position consistency | A share |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
+                     f"{_fmt(r['parse_rate'])} | {_fmt(r['position_consistency'])} | {_fmt(r['a_rate'])} |")
+    lines += ["", "## Iterations", "", "| iteration | from | judgments | correct | kept | keep rate (pairs) | train loss | empty? |",
+              "|---|---|---|---|---|---|---|---|"]
+    for it, d in summary["iterations"].items():
+        c, t = d["curation"] or {}, d["train"] or {}
+        lines.append(f"| {it} | {d['prev']} | {_fmt(c.get('judgments'))} | {_fmt(c.get('correct'))} | {_fmt(c.get('kept'))} | "
+                     f"{_fmt(c.get('keep_rate_pairs'))} | {_fmt(t.get('train_loss'))} | {c.get('empty_reason', '')} |")
+    lines += ["", "![evaluation](plots/eval.png)", "", "![training](plots/training.png)", ""]
+    return "\n".join(lines)
+
+
+def build_report(params: Params) -> dict[str, Any]:
+    summary = collect(params)
+    rows = plot_rows(summary)
+    write_json(summary, REPORTS / "summary.json")
+    write_json(rows, REPORTS / "eval_by_model.json")
+    _plots(summary, rows, REPORTS / "plots")
+    with atomic_path(REPORTS / "summary.md") as tmp:
+        tmp.write_text(markdown(summary, rows), encoding="utf-8")
+    log.info("report: reports/summary.md, reports/summary.json, reports/plots/*.png")
+    return summary

