@@ -253,11 +253,6 @@ def test_non_string_instruction_parquet(tmp_path):
     assert "row 0" in msg and "must be a string, got int" in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: read_jsonl splits with str.splitlines(), which also breaks on U+2028/U+2029/U+0085; "
-    "JSON allows these unescaped inside strings (json.dumps(ensure_ascii=False) writes them raw)",
-)
 @pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85"])
 def test_jsonl_with_unicode_line_separator_inside_string(tmp_path, sep):
     f = tmp_path / "in.jsonl"
@@ -267,11 +262,6 @@ def test_jsonl_with_unicode_line_separator_inside_string(tmp_path, sep):
     assert [r["instruction"] for r in recs] == [rows[0]["instruction"], "plain"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: files are decoded with 'utf-8', not 'utf-8-sig': a CSV with a UTF-8 BOM (Excel's "
-    "'CSV UTF-8') gets a first column named '\\ufeffid' and fails with missing column 'id'",
-)
 def test_csv_with_utf8_bom(tmp_path):
     f = tmp_path / "in.csv"
     f.write_bytes("id,instruction\na,Say hello politely.\n".encode("utf-8-sig"))
@@ -279,11 +269,6 @@ def test_csv_with_utf8_bom(tmp_path):
     assert recs[0]["id"] == "a"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a whitespace-only category is checked against (None, '') before strip(), "
-    "so it becomes the category '' instead of None (missing)",
-)
 def test_whitespace_only_category_is_missing(tmp_path):
     f = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "instruction": "Say hello politely.", "category": "   "}])
     assert load_source(src("jsonl", f))[0]["category"] is None

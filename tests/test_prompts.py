@@ -167,11 +167,6 @@ def test_parse_category_returns_label_as_configured():
     assert parse_category("reasoning", ["Reasoning", "Math"]) == "Reasoning"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_category tokenises with [a-z_]+, so a configured label containing a hyphen, "
-    "digit or non-ASCII letter (e.g. 'role-play') can never be matched",
-)
 @pytest.mark.parametrize("label", ["role-play", "step2", "código"])
 def test_parse_category_label_with_non_letters(label):
     assert parse_category(label, ["math", label]) == label

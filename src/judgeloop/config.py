@@ -98,6 +98,12 @@ class PromptsConfig(_Model):
     categorize: CategorizeConfig = CategorizeConfig()
     split: SplitConfig = SplitConfig()
 
+    @model_validator(mode="after")
+    def _lengths(self) -> PromptsConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"prompts.min_chars ({self.min_chars}) must be <= prompts.max_chars ({self.max_chars})")
+        return self
+
 
 class GenerationConfig(_Model):
     """Which engine generates text; shared by pairs, judge and evaluate."""
@@ -155,6 +161,9 @@ class TrainingConfig(_Model):
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(1024, ge=16)
+    # TRL turns it on by default; it trades compute for memory, which a
+    # 135M model on CPU does not need.
+    gradient_checkpointing: bool = False
     seed: int = 0
     lora: LoraConfig = LoraConfig()
 
@@ -254,12 +263,10 @@ class Params(_Model):
     # -- per-iteration views -------------------------------------------------
 
     def _merged(self, base: _Model, override: dict[str, Any], where: str) -> Any:
-        data = base.model_dump()
-        data.update(override)
         try:
-            return type(base).model_validate(data)
+            return type(base).model_validate(_deep_merge(base.model_dump(), override))
         except ValidationError as e:
-            raise ValueError(_format_errors(e, prefix=where)) from None
+            raise ValueError(_format_errors(e, prefix=where, root=type(base), header=False)) from None
 
     def judging_for(self, iteration: str) -> JudgingConfig:
         o = self.iterations[iteration].overrides.judging
@@ -276,30 +283,41 @@ class Params(_Model):
     def eval_models(self) -> list[str]:
         return self.evaluation.models if self.evaluation.models is not None else ["it0", *self.iterations]
 
-    def iteration_order(self) -> list[str]:
-        """Iterations in params order (the order their prompt ranges are allocated)."""
-        return list(self.iterations)
 
 
-def _format_errors(e: ValidationError, prefix: str = "") -> str:
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Override only the keys given, at any depth (lora.r keeps lora.enabled)."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _format_errors(e: ValidationError, prefix: str = "", root: type[BaseModel] | None = None, header: bool = True) -> str:
     lines = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"])
         key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "<root>")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            parts = [*prefix.split("."), *map(str, err["loc"][:-1])] if prefix else list(map(str, err["loc"][:-1]))
-            parent_model = _model_at(Params, [p for p in parts if p])
+            if root is not None:
+                parent_model = _model_at(root, list(map(str, err["loc"][:-1])))
+            else:
+                parts = [*prefix.split("."), *map(str, err["loc"][:-1])] if prefix else list(map(str, err["loc"][:-1]))
+                parent_model = _model_at(Params, [p for p in parts if p])
             allowed = sorted(parent_model.model_fields) if parent_model else []
             msg = f"unknown key; allowed keys here: {allowed}" if allowed else "unknown key"
         elif err["type"] == "literal_error":
             msg = f"invalid value {err.get('input')!r}: {msg}"
         elif err["type"] == "value_error":
             msg = msg.removeprefix("Value error, ")
+            if not loc or msg.lstrip().startswith(key):
+                lines.append(f"  {msg.strip()}")  # the message names its own key
+                continue
         elif "input" in err and err["type"] != "missing" and not isinstance(err["input"], (dict, list)):
             msg = f"{msg} (got {err['input']!r})"
         lines.append(f"  {key}: {msg}")
-    return "invalid params:\n" + "\n".join(lines)
+    return ("invalid params:\n" if header else "") + "\n".join(lines)
 
 
 def _model_at(root: type[BaseModel], parts: list[str]) -> type[BaseModel] | None:

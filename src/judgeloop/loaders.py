@@ -33,7 +33,7 @@ def _read_text(path: Path) -> str:
         raise InputError(f"{path}: file not found")
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # tolerate the BOM Excel writes
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError(f"{path}: line {line}: not valid UTF-8 (byte offset {e.start})") from None
@@ -41,7 +41,9 @@ def _read_text(path: Path) -> str:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    # split on "\n" only: str.splitlines() also breaks on U+2028/U+2029/U+0085,
+    # which JSON allows raw inside strings
+    for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -125,11 +127,12 @@ def load_source(src: PromptSource) -> list[dict[str, Any]]:
                 )
             seen[rid] = i
         cat = row.get(src.category_column) if src.category_column else None
+        cat = str(cat).strip() if cat is not None else None
         records.append(
             {
                 "id": rid,
                 "instruction": instr,
-                "category": str(cat).strip() if cat not in (None, "") else None,
+                "category": cat or None,
                 "source_row": i,
                 "source": name,
             }

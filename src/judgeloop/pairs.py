@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zlib
 from typing import Any
 
@@ -20,7 +21,6 @@ import pyarrow as pa
 from .backends import Backend, Request, Sampling
 from .config import PairsConfig
 from .parsing import MOD_CLOSE, MOD_OPEN, parse_tagged
-from .prompts import dedupe_key
 from .schemas import to_table
 from .templates import answer_messages, modify_messages
 
@@ -50,7 +50,7 @@ def build_pairs(prompts: list[dict[str, Any]], backend: Backend, cfg: PairsConfi
     ]
     m_out = backend.generate(m_reqs, desc="pairs: x'")
     mods = [parse_tagged(m[0].text, MOD_OPEN, MOD_CLOSE, m[0].finish_reason, prefilled=True) for m in m_out]
-    todo = [i for i, m in enumerate(mods) if m.status == "ok" and dedupe_key(m.content or "") != dedupe_key(prompts[i]["instruction"])]
+    todo = [i for i, m in enumerate(mods) if m.status == "ok" and not same_text(m.content or "", prompts[i]["instruction"])]
     log.info("pairs: %d/%d modified instructions parsed -> y_l", len(todo), len(prompts))
     l_out = backend.generate([req(prompts[i]["prompt_id"] + ":l", answer_messages(mods[i].content), answer) for i in todo], desc="pairs: y_l")
     y_l = dict(zip(todo, l_out))
@@ -92,6 +92,14 @@ def build_pairs(prompts: list[dict[str, Any]], backend: Backend, cfg: PairsConfi
     return to_table("pairs", rows)
 
 
+def same_text(a: str, b: str) -> bool:
+    """Equal up to case, whitespace and punctuation ("Calculate 2^10." == "calculate 2^10")."""
+    return _ALNUM.sub("", a.casefold()) == _ALNUM.sub("", b.casefold())
+
+
+_ALNUM = re.compile(r"[\W_]+")
+
+
 def _status(x: str, y_w: str, mod_status: str, x_mod: str | None, y_l: str | None) -> str:
     if not y_w.strip():
         return "empty_w"
@@ -101,10 +109,10 @@ def _status(x: str, y_w: str, mod_status: str, x_mod: str | None, y_l: str | Non
         return "empty_instruction"
     if mod_status != "ok":
         return "unparsed"
-    if dedupe_key(x_mod or "") == dedupe_key(x):
+    if same_text(x_mod or "", x):
         return "same_instruction"
     if not (y_l or "").strip():
         return "empty_l"
-    if dedupe_key(y_l or "") == dedupe_key(y_w):
+    if same_text(y_l or "", y_w):
         return "same_as_w"
     return "ok"

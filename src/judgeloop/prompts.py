@@ -64,10 +64,14 @@ CATEGORY_PROMPT = (
 
 
 def parse_category(text: str, labels: list[str]) -> str | None:
-    """The first listed label that appears as a word in the model's answer."""
-    words = re.findall(r"[a-z_]+", text.casefold())
-    hits = [w for w in words if w in {lab.casefold() for lab in labels}]
-    return next((lab for lab in labels if hits and lab.casefold() == hits[0]), None)
+    """The label that appears earliest, as a whole word, in the model's answer."""
+    folded = text.casefold()
+    best: tuple[int, str] | None = None
+    for lab in labels:
+        m = re.search(rf"(?<!\w){re.escape(lab.casefold())}(?!\w)", folded)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), lab)
+    return best[1] if best else None
 
 
 def categorise(records: list[dict[str, Any]], backend: Backend, params: Params) -> None:

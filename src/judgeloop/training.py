@@ -79,6 +79,7 @@ def train_sft(
             report_to=[],
             disable_tqdm=False,
             dataloader_num_workers=0,
+            gradient_checkpointing=cfg.gradient_checkpointing,
             **prec,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)

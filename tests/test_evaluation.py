@@ -1,0 +1,93 @@
+"""Eval scoring rules and pairwise loaders, against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from judgeloop.evaluation import load_llmbar, load_pairwise, score, summarise
+from judgeloop.judging import Judged, restricted_probs, winner
+from judgeloop.loaders import InputError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmbar-natural.json"
+
+
+def J(item: str, order: str, verdict: str | None, source: str | None = "parsed") -> Judged:
+    correct = None if verdict is None else verdict == winner(order)
+    status = "ok" if source == "parsed" else "none"
+    return Judged(item, order, 0, 0, "t", verdict, status, source if verdict else None, None, None, correct, 3, "stop", 1, 1)
+
+
+def test_score_rule_half_for_no_verdict():
+    assert score(J("x", "wl", "A")) == 1.0
+    assert score(J("x", "wl", "B")) == 0.0
+    assert score(J("x", "lw", None, None)) == 0.5
+
+
+def test_summary_hand_computed():
+    rows = [
+        J("1", "wl", "A"), J("1", "lw", "B"),  # right both orders: consistent
+        J("2", "wl", "A"), J("2", "lw", "A"),  # always A: inconsistent, 1 + 0
+        J("3", "wl", None, None), J("3", "lw", "B", "forced"),  # 0.5 + 1
+    ]
+    s = summarise(rows)
+    assert s["n_examples"] == 3 and s["n_judgments"] == 6
+    assert s["accuracy"] == pytest.approx((1 + 1 + 1 + 0 + 0.5 + 1) / 6, abs=1e-4)
+    assert s["accuracy_by_order"] == {"lw": pytest.approx(2 / 3, abs=1e-4), "wl": pytest.approx(2.5 / 3, abs=1e-4)}
+    assert s["position_consistency"] == pytest.approx(1 / 3, abs=1e-4)  # item 3 has no verdict in one order
+    assert s["parse_rate"] == pytest.approx(4 / 6, abs=1e-4)
+    assert s["forced_rate"] == pytest.approx(1 / 6, abs=1e-4)
+    assert s["no_verdict_rate"] == pytest.approx(1 / 6, abs=1e-4)
+    assert s["accuracy_parsed_only"] == pytest.approx(3 / 4, abs=1e-4)
+    assert s["a_rate"] == pytest.approx(3 / 5, abs=1e-4)
+    assert "0.5" in s["scoring_rule"]
+
+
+def test_summary_empty():
+    assert summarise([]) == {"n_examples": 0}
+
+
+def test_restricted_probs():
+    pa, pb = restricted_probs({"A": -1.0, "B": -3.0})
+    assert pa + pb == pytest.approx(1.0)
+    assert pa == pytest.approx(1 / (1 + math.exp(-2)), abs=1e-9)
+    hot, _ = restricted_probs({"A": -1.0, "B": -3.0}, temperature=10)
+    cold, _ = restricted_probs({"A": -1.0, "B": -3.0}, temperature=0.1)
+    assert 0.5 < hot < pa < cold <= 1.0
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared/data not beside the repo")
+def test_real_llmbar_natural_loads():
+    items = load_llmbar(SHARED)
+    assert len(items) == 100
+    raw = json.loads(SHARED.read_text())
+    first = raw[0]
+    better = first["output_1"] if first["label"] == 1 else first["output_2"]
+    assert items[0].better == better and items[0].instruction == first["input"]
+    assert len(load_llmbar(SHARED, limit=5)) == 5
+
+
+def test_llmbar_errors(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text(json.dumps([{"input": "q", "output_1": "a", "output_2": "b", "label": 3}]))
+    with pytest.raises(InputError, match="example 0: field 'label' must be 1 or 2"):
+        load_llmbar(p)
+    p.write_text(json.dumps([{"input": "q", "output_1": "a", "label": 1}]))
+    with pytest.raises(InputError, match="missing field 'output_2'"):
+        load_llmbar(p)
+    p.write_text("[]")
+    with pytest.raises(InputError, match="non-empty"):
+        load_llmbar(p)
+
+
+def test_generic_pairwise_jsonl(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_text(json.dumps({"prompt": "q", "chosen": "good", "rejected": "bad", "subset": "s1", "id": "e1"}) + "\n")
+    items, subsets = load_pairwise(p)
+    assert items[0].better == "good" and items[0].worse == "bad" and subsets == {"e1": "s1"}
+    p.write_text(json.dumps({"prompt": "q", "chosen": "good"}) + "\n")
+    with pytest.raises(InputError, match="row 0: field 'rejected'"):
+        load_pairwise(p)

@@ -1,0 +1,83 @@
+"""The real SmolLM2-135M: seed materialisation, the transformers backend, forced verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from judgeloop.backends import Request, Sampling, make_backend
+from judgeloop.config import GenerationConfig
+from judgeloop.judging import PairwiseItem, judge_items
+from judgeloop.seed import MANIFEST, ModelSourceError, load_source
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def backend(seed_model):
+    return make_backend(seed_model, GenerationConfig(batch_size=8))
+
+
+def test_seed_checkpoint_is_plain_safetensors_with_manifest(seed_model):
+    assert (seed_model / "model.safetensors").exists()
+    assert not list(seed_model.glob("*.gguf"))
+    manifest = json.loads((seed_model / MANIFEST).read_text())
+    assert manifest["source"] == "packaged:smollm2-135m" and len(manifest["content_hash"]) == 64
+    cfg = json.loads((seed_model / "config.json").read_text())
+    assert "quantization_config" not in cfg
+    assert (seed_model / "chat_template.jinja").exists() or "chat_template" in (seed_model / "tokenizer_config.json").read_text()
+
+
+def test_bad_model_sources():
+    with pytest.raises(ModelSourceError, match="unknown packaged model"):
+        load_source("packaged:nope")
+    with pytest.raises(ModelSourceError, match="not an existing directory"):
+        load_source("no/such/dir/here")
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(ModelSourceError, match="no config.json"):
+        load_source(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        make_backend(tmp_path, GenerationConfig())
+
+
+def test_generate_n_samples_token_counts_and_seeds(backend):
+    s = Sampling(temperature=0.7, top_p=0.9, max_tokens=8, n=3, seed=5)
+    reqs = [Request("r1", ({"role": "user", "content": "Name a colour."},), s),
+            Request("r2", ({"role": "user", "content": "Count to three."},), s)]
+    out = backend.generate(reqs)
+    assert [len(o) for o in out] == [3, 3]
+    for comps in out:
+        for c in comps:
+            assert 1 <= c.n_tokens <= 8 and c.finish_reason in ("stop", "length") and c.n_prompt_tokens > 5
+            assert c.finish_reason == "stop" or c.n_tokens == 8
+    again = backend.generate(reqs)
+    assert [[c.text for c in o] for o in out] == [[c.text for c in o] for o in again]  # seeded
+
+
+def test_greedy_and_stop_strings(backend):
+    s = Sampling(temperature=0.0, max_tokens=12, n=1, stop=("3",))
+    out = backend.generate([Request("r", ({"role": "user", "content": "Count from 1 to 10, separated by commas."},), s)])
+    text = out[0][0].text
+    assert "3" not in text or text.endswith("3")
+
+
+def test_forced_fallback_on_real_model(backend):
+    items = [PairwiseItem("x", "What is 2 + 2?", "2 + 2 = 4.", "The capital of France is Paris.")]
+    sampled = judge_items(items, backend, Sampling(0.7, 0.9, 8, 4, 1), "forced", seed_key="t")
+    assert len(sampled) == 8 and {j.order for j in sampled} == {"wl", "lw"}
+    for j in sampled:
+        assert j.verdict in ("A", "B")
+        if j.verdict_source == "forced":
+            assert j.parse_status in ("none", "truncated", "both")
+            assert j.p_a + j.p_b == pytest.approx(1.0) and 0 < j.p_a < 1
+        assert j.correct == (j.verdict == ("A" if j.order == "wl" else "B"))
+    greedy = judge_items(items, backend, Sampling(0.0, 1.0, 8, 1, 0), "forced", seed_key="t")
+    for j in greedy:
+        if j.verdict_source == "forced":
+            assert j.verdict == ("A" if j.p_a >= j.p_b else "B")  # argmax when greedy
+    none = judge_items(items, backend, Sampling(0.0, 1.0, 8, 1, 0), "none", seed_key="t")
+    for j in none:
+        assert (j.verdict is None) == (j.parse_status != "ok") and (j.correct is None) == (j.verdict is None)
