@@ -323,12 +323,12 @@ def test_override_applies_only_to_its_iteration(data):
 
 def test_curation_and_training_overrides(data):
     data["iterations"]["it1"]["overrides"] = {
-        "curation": {"per": "pair_order"},
+        "curation": {"per": "pair"},
         "training": {"init": "previous", "epochs": 2},
     }
     p = parse_params(data)
-    assert p.curation_for("it1").per == "pair_order"
-    assert p.curation_for("it2").per == "pair"
+    assert p.curation_for("it1").per == "pair"
+    assert p.curation_for("it2").per == "pair_order"  # the shipped default
     assert p.training_for("it1").init == "previous"
     assert p.training_for("it1").epochs == 2
     assert p.training_for("it2").init == "seed"

@@ -29,6 +29,7 @@ TINY = {
     "training": {"max_steps": 1, "batch_size": 2, "max_length": 768},
     "evaluation": {"models": ["it0", "it1", "it2"], "max_tokens": 16,
                    "sets": [{"name": "llmbar-natural", "format": "llmbar", "path": "llmbar.json", "limit": 2}]},
+    "likert": {"split": {"seed": 0, "eval_fraction": 0.08, "iteration_fractions": {"it1": 0.08, "it2": 0.08}}},
 }
 
 
@@ -44,13 +45,16 @@ def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, seed_model) -> Path:
     work = tmp_path_factory.mktemp("project")
     for item in ("dvc.yaml", "stages", "src"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    (work / "params.yaml").write_text(yaml.safe_dump(_deep_update(params, TINY), sort_keys=False))
+    # the seed stage runs for real, from a local checkpoint (the packaged GGUF
+    # path is covered by the seed_model fixture itself)
+    params = _deep_update(params, TINY | {"seed": {"source": str(seed_model), "revision": None}})
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shared = ROOT.parent / "shared" / "data" / "llmbar-natural.json"
     if shared.exists():
         shutil.copy(shared, work / "llmbar.json")
@@ -62,6 +66,8 @@ def project(tmp_path_factory) -> Path:
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"]):
         subprocess.run(cmd, cwd=work, check=True)
     assert dvc("init", "-q", cwd=work).returncode == 0
+    subprocess.run(["git", "add", "-A"], cwd=work, check=True)
+    subprocess.run(["git", "commit", "-qm", "project"], cwd=work, check=True)
     run = dvc("repro", cwd=work)
     (work / "repro.log").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
@@ -141,3 +147,23 @@ def test_broken_dataset_fails_validation(project: Path):
         assert "judgments" in run.stderr and "judgment_id" in run.stderr and "it1:" in run.stderr, run.stderr[-2000:]
     finally:
         path.write_bytes(backup)
+
+
+def test_likert_and_dpo_experiment(project: Path):
+    """`dvc exp run -S method=likert -S training.algo=dpo`: Self-Rationalization, two iterations."""
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "pairwise run"], cwd=project, check=True)
+    run = dvc("exp", "run", "-S", "method=likert", "-S", "training.algo=dpo", cwd=project)
+    (project / "exp.log").write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    judged = duckdb.sql(f"select item_id, score, gold_score, parse_status, score_source from '{project}/data/it2/judgments.parquet'").fetchall()
+    assert judged and all(r[1] in range(1, 6) for r in judged)  # forced fallback: every sample has a score
+    dpo = duckdb.sql(f"select chosen, rejected, chosen_verdict from '{project}/data/it1/dpo.parquet'").fetchall()
+    for chosen, rejected, v in dpo:
+        assert chosen != rejected and f"[RESULT] {v}" in chosen
+    card = json.loads((project / "models/it2/judgeloop_manifest.json").read_text())
+    assert card["algo"] == "dpo" and card["dpo"]["nll_weight"] == 1.5
+    ev = json.loads((project / "metrics/it2/eval.json").read_text())
+    assert ev["method"] == "likert"
+    m = ev["sets"]["rubrics"]
+    assert m["n"] > 0 and 0 <= m["exact"] <= 1 and 0 <= m["within_1"] <= 1

@@ -113,6 +113,10 @@ class GenerationConfig(_Model):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     threads: int | None = Field(None, ge=1)
+    # Resumable generation: requests go in shards of this many; each finished
+    # shard is cached under cache_dir (null disables the cache).
+    shard_size: int = Field(64, ge=1)
+    cache_dir: str | None = "cache/generation"
 
 
 class SamplingConfig(_Model):
@@ -140,6 +144,8 @@ class CurationConfig(_Model):
     per: Literal["pair", "pair_order"] = "pair"
     min_correct_fraction: float = Field(0.0, ge=0.0, le=1.0)
     balance: Literal["truncate", "none"] = "truncate"
+    # DPO: (correct, incorrect) combinations drawn per pair and order
+    pairs_per_input: int = Field(1, ge=1)
     seed: int = 0
 
 
@@ -150,8 +156,15 @@ class LoraConfig(_Model):
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
 
 
+class DpoConfig(_Model):
+    beta: float = Field(0.1, gt=0.0)
+    # weight of an NLL (SFT) term on the chosen judgment; 0 disables it.
+    # The paper's released judge used beta 0.1 with NLL weight 1.5.
+    nll_weight: float = Field(1.5, ge=0.0)
+
+
 class TrainingConfig(_Model):
-    algo: Literal["sft"] = "sft"
+    algo: Literal["sft", "dpo", "sft_then_dpo"] = "sft"
     init: Literal["seed", "previous"] = "seed"  # paper: each iteration restarts from seed
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1)  # -1: use epochs
@@ -166,6 +179,7 @@ class TrainingConfig(_Model):
     gradient_checkpointing: bool = False
     seed: int = 0
     lora: LoraConfig = LoraConfig()
+    dpo: DpoConfig = DpoConfig()
 
 
 class EvalSet(_Model):
@@ -185,6 +199,43 @@ class EvaluationConfig(_Model):
     sets: list[EvalSet] = []
 
 
+class RubricSource(_Model):
+    """Likert items: the shipped rubric set, or a Prometheus / BiGGen-Bench file or dataset."""
+
+    kind: Literal["builtin", "jsonl", "parquet", "hf"] = "builtin"
+    layout: Literal["judgeloop", "prometheus", "biggen"] = "judgeloop"
+    path: str | None = None
+    hf_split: str = "train"
+    name: str | None = None  # prefix of item ids; defaults to the kind/file stem
+    limit: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> RubricSource:
+        if self.kind != "builtin" and not self.path:
+            raise ValueError(f"rubric source of kind {self.kind!r} needs `path`")
+        return self
+
+
+class LikertConfig(_Model):
+    """Self-Rationalization: 1-5 rubric scoring (used when method: likert)."""
+
+    sources: list[RubricSource] = [RubricSource()]
+    # also score the pairs stage's responses against an instruction-following
+    # rubric: gold `synthetic_gold[0]` for y_w and `[1]` for y_l (weak, synthetic gold)
+    synthetic: bool = False
+    synthetic_gold: tuple[int, int] = (4, 2)
+    split: SplitConfig = SplitConfig(eval_fraction=0.3, iteration_fractions={})
+    tie_break: Literal["random", "meta_judge"] = "random"
+    meta_judge_max_tokens: int = Field(64, ge=1)
+
+    @field_validator("synthetic_gold")
+    @classmethod
+    def _gold(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not all(1 <= g <= 5 for g in v):
+            raise ValueError(f"synthetic_gold values must be in 1..5, got {list(v)}")
+        return v
+
+
 class IterationOverrides(_Model):
     """Per-iteration settings; only the keys given replace the global block."""
 
@@ -199,7 +250,7 @@ class IterationConfig(_Model):
 
 
 class Params(_Model):
-    method: Literal["pairwise"] = "pairwise"
+    method: Literal["pairwise", "likert"] = "pairwise"
     seed: SeedConfig = SeedConfig()
     prompts: PromptsConfig = PromptsConfig()
     generation: GenerationConfig = GenerationConfig()
@@ -208,6 +259,7 @@ class Params(_Model):
     curation: CurationConfig = CurationConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    likert: LikertConfig = LikertConfig()
     iterations: dict[str, IterationConfig]
 
     @field_validator("iterations")
@@ -233,19 +285,19 @@ class Params(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
-        split = self.prompts.split
-        missing = [n for n in self.iterations if n not in split.iteration_fractions]
-        extra = [n for n in split.iteration_fractions if n not in self.iterations]
-        if missing or extra:
-            raise ValueError(
-                f"prompts.split.iteration_fractions must name every iteration exactly: missing {missing}, "
-                f"not iterations {extra} (iterations: {list(self.iterations)})"
-            )
-        total = split.eval_fraction + sum(split.iteration_fractions.values())
-        if total > 1.0 + 1e-9:
-            raise ValueError(
-                f"prompts.split.eval_fraction + sum of prompts.split.iteration_fractions = {total:.3f}; it must be <= 1"
-            )
+        for where, split in (("prompts.split", self.prompts.split), ("likert.split", self.likert.split)):
+            if where == "likert.split" and self.method != "likert":
+                continue
+            missing = [n for n in self.iterations if n not in split.iteration_fractions]
+            extra = [n for n in split.iteration_fractions if n not in self.iterations]
+            if missing or extra:
+                raise ValueError(
+                    f"{where}.iteration_fractions must name every iteration exactly: missing {missing}, "
+                    f"not iterations {extra} (iterations: {list(self.iterations)})"
+                )
+            total = split.eval_fraction + sum(split.iteration_fractions.values())
+            if total > 1.0 + 1e-9:
+                raise ValueError(f"{where}.eval_fraction + sum of {where}.iteration_fractions = {total:.3f}; it must be <= 1")
         for m in self.evaluation.models or []:
             if m != "it0" and m not in self.iterations:
                 raise ValueError(

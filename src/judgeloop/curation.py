@@ -1,4 +1,4 @@
-"""Rejection sampling: from sampled judgments to an SFT set (METHOD.md 1.3).
+"""Rejection sampling: from sampled judgments to SFT and DPO sets (METHOD.md 1.3, 1.6).
 
 Rules, applied in order, each counted in the funnel:
 1. keep judgments whose verdict matches the construction label (`correct`);
@@ -92,8 +92,6 @@ def curate_sft(
 
     rows = []
     for j in sorted(chosen, key=lambda j: j["judgment_id"]):
-        p = pairs[j["pair_id"]]
-        a, b = (p["response_w"], p["response_l"]) if j["order"] == "wl" else (p["response_l"], p["response_w"])
         rows.append(
             {
                 "example_id": f"{iteration}:sft:{j['judgment_id']}",
@@ -103,9 +101,88 @@ def curate_sft(
                 "judgment_id": j["judgment_id"],
                 "verdict": j["verdict"],
                 "verdict_source": j["verdict_source"],
-                "prompt": judge_messages(p["instruction"], a, b)[0]["content"],
+                "prompt": _shown_prompt(pairs[j["pair_id"]], j["order"]),
                 "completion": training_completion(j["text"], j["verdict"], j["verdict_source"]),
             }
         )
     log.info("curation %s: %s", iteration, funnel)
+    return rows, funnel
+
+
+def _shown_prompt(p: dict[str, Any], order: str) -> str:
+    a, b = (p["response_w"], p["response_l"]) if order == "wl" else (p["response_l"], p["response_w"])
+    return judge_messages(p["instruction"], a, b)[0]["content"]
+
+
+def _as_text(j: dict[str, Any]) -> str:
+    """A judgment as a training target: forced verdicts get the canonical line."""
+    if j["verdict"] is None:
+        return j["text"]
+    return training_completion(j["text"], j["verdict"], j["verdict_source"])
+
+
+def curate_dpo(
+    judgments: list[dict[str, Any]], pairs: dict[str, dict[str, Any]], cfg: CurationConfig, iteration: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """DPO pairs: chosen = a correct judgment, rejected = a wrong or unparsed one of the same pair and order.
+
+    Per (pair, order) up to `pairs_per_input` distinct (correct, incorrect)
+    combinations are drawn with a seeded RNG; then "A wins"/"B wins" (the
+    chosen verdict) are balanced like the SFT set.
+    """
+    funnel: dict[str, Any] = {"judgments": len(judgments)}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for j in judgments:
+        groups[(j["pair_id"], j["order"])].append(j)
+    funnel["groups"] = len(groups)
+    rng = random.Random(f"{cfg.seed}:{iteration}:dpo")
+    picked = []
+    stats = {"all_correct": 0, "none_correct": 0, "mixed": 0}
+    for key in sorted(groups):
+        js = sorted(groups[key], key=lambda j: j["judgment_id"])
+        good = [j for j in js if j["correct"] is True]
+        bad = [j for j in js if j["correct"] is not True]  # wrong, or no verdict (unparsed / tie)
+        if not good:
+            stats["none_correct"] += 1
+            continue
+        if not bad:
+            stats["all_correct"] += 1
+            continue
+        stats["mixed"] += 1
+        combos = [(g, b) for g in good for b in bad]
+        picked.extend(rng.sample(combos, min(cfg.pairs_per_input, len(combos))))
+    funnel.update({f"groups_{k}": v for k, v in stats.items()})
+    funnel["combinations"] = len(picked)
+    sides = {v: [c for c in picked if c[0]["verdict"] == v] for v in ("A", "B")}
+    funnel["a_wins_before_balance"], funnel["b_wins_before_balance"] = len(sides["A"]), len(sides["B"])
+    if cfg.balance == "truncate":
+        k = min(len(sides["A"]), len(sides["B"]))
+        if k == 0 and picked:
+            missing = "A" if not sides["A"] else "B"
+            funnel["empty_reason"] = f"balancing removed everything: no DPO pair has a chosen judgment saying '{missing} wins'"
+        picked = [c for v in ("A", "B") for c in rng.sample(sides[v], k)]
+    funnel["kept"] = len(picked)
+    if not picked and "empty_reason" not in funnel:
+        funnel["empty_reason"] = (
+            "no pair and order has both a correct and an incorrect judgment" if judgments else "no judgments to curate"
+        )
+    rows = []
+    for good, bad in sorted(picked, key=lambda c: (c[0]["judgment_id"], c[1]["judgment_id"])):
+        rows.append(
+            {
+                "example_id": f"{iteration}:dpo:{good['judgment_id']}|{bad['judgment_id']}",
+                "pair_id": good["pair_id"],
+                "iteration": iteration,
+                "order": good["order"],
+                "prompt": _shown_prompt(pairs[good["pair_id"]], good["order"]),
+                "chosen": _as_text(good),
+                "rejected": _as_text(bad),
+                "chosen_judgment_id": good["judgment_id"],
+                "rejected_judgment_id": bad["judgment_id"],
+                "chosen_verdict": good["verdict"],
+                "rejected_verdict": bad["verdict"],
+                "rejected_reason": "wrong" if bad["verdict"] is not None else "unparsed",
+            }
+        )
+    log.info("dpo curation %s: %s", iteration, funnel)
     return rows, funnel

@@ -60,6 +60,130 @@ def run_pairs(params: Params, args: Any) -> None:
     write_json({"throughput": stats, "rows": table.num_rows}, METRICS / "pairs.json")
 
 
+def run_rubrics(params: Params, args: Any) -> None:
+    """Likert items with gold scores, split by hash like the prompts (method: likert)."""
+    from .likert import parse_items, rubric_rows, split_items, synthetic_items
+    from .schemas import to_table
+
+    lk = params.likert
+    items = []
+    for src in lk.sources:
+        where, rows = rubric_rows(src.kind, src.path, src.hf_split)
+        name = src.name or ("builtin" if src.kind == "builtin" else Path(src.path or "x").stem)
+        items += parse_items(rows[: src.limit] if src.limit else rows, src.layout, where, name)
+    if lk.synthetic:
+        items += synthetic_items(read_parquet(DATA / "pairs.parquet").to_pylist(), *lk.synthetic_gold)
+    ids = [it.item_id for it in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("likert.sources: item ids collide across sources; give each source a distinct `name`")
+    fractions = lk.split.iteration_fractions or {it: 0.0 for it in params.iterations}
+    splits = split_items(items, lk.split.seed, lk.split.eval_fraction, {k: v for k, v in fractions.items() if v > 0})
+    rows = [
+        {
+            "item_id": it.item_id, "instruction": it.instruction, "response": it.response,
+            "reference_answer": it.reference_answer, "criteria": it.criteria,
+            **{f"score{k + 1}_description": d for k, d in enumerate(it.descriptions)},
+            "gold_score": it.gold_score, "capability": it.capability, "source": it.source, "split": splits[it.item_id],
+        }
+        for it in sorted(items, key=lambda i: i.item_id)
+    ]
+    write_parquet(to_table("rubrics", rows), DATA / "rubrics.parquet")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["split"]] = counts.get(r["split"], 0) + 1
+    log.info("data/rubrics.parquet: %d items; per split %s", len(rows), counts)
+
+
+def _rubric_items(split: str) -> list[Any]:
+    from .likert import RubricItem
+
+    return [
+        RubricItem(r["item_id"], r["instruction"], r["response"], r["reference_answer"], r["criteria"],
+                   tuple(r[f"score{k}_description"] for k in range(1, 6)), r["gold_score"], r["capability"], r["source"])
+        for r in read_parquet(DATA / "rubrics.parquet").to_pylist()
+        if r["split"] == split
+    ]
+
+
+def _judge_likert(params: Params, it: str) -> None:
+    from .backends import Sampling, make_backend
+    from .likert import judge_likert
+    from .schemas import to_table
+
+    cfg = params.judging_for(it)
+    prev = params.iterations[it].prev
+    items = _rubric_items(it)
+    log.info("judge@%s (likert): %d items x %d samples with models/%s", it, len(items), cfg.samples, prev)
+    backend = make_backend(model_dir(prev), params.generation)
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.samples, cfg.seed)
+    gold = {i.item_id: i.gold_score for i in items}
+    t0 = time.time()
+    judged = judge_likert(items, backend, sampling, cfg.verdict_fallback, seed_key=it, desc=f"judge@{it}")
+    sampling_json = json.dumps(sampling.to_dict() | {"verdict_fallback": cfg.verdict_fallback}, sort_keys=True)
+    rows = [
+        {
+            "judgment_id": f"{it}:{j.item_id}:{j.sample_idx}", "item_id": j.item_id, "iteration": it,
+            "judge_model": backend.model_name, "judge_hash": backend.model_hash, "sample_idx": j.sample_idx,
+            "seed": j.seed, "sampling": sampling_json, "text": j.text, "score": j.score, "parse_status": j.parse_status,
+            "score_source": j.score_source, "expected_score": j.expected_score, "gold_score": gold[j.item_id],
+            "n_tokens": j.n_tokens, "finish_reason": j.finish_reason,
+        }
+        for j in judged
+    ]
+    write_parquet(to_table("likert_judgments", rows), DATA / it / "judgments.parquet")
+    stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
+    write_json({"throughput": stats, "judgments": len(rows), "items": len(items)}, METRICS / it / "judge.json")
+
+
+def _curate_likert(params: Params, it: str) -> None:
+    from .likert import curate_likert, make_meta_judge
+    from .schemas import check_table, to_table
+
+    path = DATA / it / "judgments.parquet"
+    table = read_parquet(path)
+    check_table("likert_judgments", table, str(path))
+    items = {i.item_id: i for i in _rubric_items(it)}
+    cfg, lk = params.curation_for(it), params.likert
+    meta = None
+    if lk.tie_break == "meta_judge":
+        from .backends import make_backend
+
+        meta = make_meta_judge(make_backend(model_dir(params.iterations[it].prev), params.generation), lk.meta_judge_max_tokens)
+    dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta)
+    write_parquet(to_table("dpo", dpo), DATA / it / "dpo.parquet")
+    write_parquet(to_table("sft", sft), DATA / it / "sft.parquet")
+    write_json(funnel | {"dpo": {k: funnel[k] for k in ("dpo_pairs", "kept") if k in funnel} | (
+        {"empty_reason": funnel["empty_reason"]} if "empty_reason" in funnel else {})}, METRICS / it / "curation.json")
+    if "empty_reason" in funnel:
+        log.warning("curate@%s: the DPO set is EMPTY: %s", it, funnel["empty_reason"])
+
+
+def _evaluate_likert(params: Params, name: str) -> None:
+    from .backends import Sampling, make_backend
+    from .likert import judge_likert, likert_metrics
+    from .schemas import to_table
+
+    items = _rubric_items("eval")
+    backend = make_backend(model_dir(name), params.generation)
+    greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=params.evaluation.max_tokens, n=1, seed=0)
+    t0 = time.time()
+    judged = judge_likert(items, backend, greedy, params.evaluation.verdict_fallback, seed_key="eval", desc=f"evaluate@{name}")
+    gold = {i.item_id: i.gold_score for i in items}
+    rows = [
+        {"dataset": "rubrics", "example_id": j.item_id, "judge": backend.model_name, "judge_hash": backend.model_hash,
+         "text": j.text, "score": j.score, "gold_score": gold[j.item_id], "parse_status": j.parse_status,
+         "score_source": j.score_source, "expected_score": j.expected_score, "n_tokens": j.n_tokens,
+         "finish_reason": j.finish_reason}
+        for j in judged
+    ]
+    metrics = likert_metrics([j.score for j in judged], [gold[j.item_id] for j in judged], [j.parse_status for j in judged])
+    metrics["forced_rate"] = round(sum(j.score_source == "forced" for j in judged) / max(1, len(judged)), 4)
+    write_parquet(to_table("likert_eval", rows), DATA / name / "eval.parquet")
+    throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
+    write_json({"model": name, "method": "likert", "sets": {"rubrics": metrics}, "throughput": throughput}, METRICS / name / "eval.json")
+    log.info("evaluate@%s rubrics: %s", name, metrics)
+
+
 def _ok_pairs(split: str) -> list[dict[str, Any]]:
     return [r for r in read_parquet(DATA / "pairs.parquet").to_pylist() if r["split"] == split and r["gen_status"] == "ok"]
 
@@ -70,6 +194,8 @@ def run_judge(params: Params, args: Any) -> None:
     from .schemas import to_table
 
     it = args.iteration
+    if params.method == "likert":
+        return _judge_likert(params, it)
     cfg = params.judging_for(it)
     prev = params.iterations[it].prev
     pairs = _ok_pairs(it)
@@ -111,26 +237,37 @@ def run_judge(params: Params, args: Any) -> None:
 
 
 def run_curate(params: Params, args: Any) -> None:
-    from .curation import curate_sft
+    from .curation import curate_dpo, curate_sft
     from .schemas import check_table, to_table
 
     it = args.iteration
+    if params.method == "likert":
+        return _curate_likert(params, it)
     path = DATA / it / "judgments.parquet"
     table = read_parquet(path)
     check_table("judgments", table, str(path))
+    judgments = table.to_pylist()
     pairs = {p["pair_id"]: p for p in read_parquet(DATA / "pairs.parquet").to_pylist()}
-    rows, funnel = curate_sft(table.to_pylist(), pairs, params.curation_for(it), it)
-    write_parquet(to_table("sft", rows), DATA / it / "sft.parquet")
-    write_json(funnel, METRICS / it / "curation.json")
-    if "empty_reason" in funnel:
-        log.warning("curate@%s: the SFT set is EMPTY: %s", it, funnel["empty_reason"])
+    cfg = params.curation_for(it)
+    sft_rows, sft_funnel = curate_sft(judgments, pairs, cfg, it)
+    dpo_rows, dpo_funnel = curate_dpo(judgments, pairs, cfg, it)
+    write_parquet(to_table("sft", sft_rows), DATA / it / "sft.parquet")
+    write_parquet(to_table("dpo", dpo_rows), DATA / it / "dpo.parquet")
+    write_json(sft_funnel | {"dpo": dpo_funnel}, METRICS / it / "curation.json")
+    for name, funnel in (("SFT", sft_funnel), ("DPO", dpo_funnel)):
+        if "empty_reason" in funnel:
+            log.warning("curate@%s: the %s set is EMPTY: %s", it, name, funnel["empty_reason"])
 
 
 def run_validate(params: Params, args: Any) -> None:
     from .validation import raise_on_failure, validate_files
 
     it = args.iteration
-    files = {"pairs": str(DATA / "pairs.parquet"), "judgments": str(DATA / it / "judgments.parquet"), "sft": str(DATA / it / "sft.parquet")}
+    files = {"pairs": str(DATA / "pairs.parquet"), "judgments": str(DATA / it / "judgments.parquet"),
+             "sft": str(DATA / it / "sft.parquet"), "dpo": str(DATA / it / "dpo.parquet")}
+    if params.method == "likert":
+        files = {"rubrics": str(DATA / "rubrics.parquet"), "likert_judgments": str(DATA / it / "judgments.parquet"),
+                 "likert_sft": str(DATA / it / "sft.parquet"), "dpo": str(DATA / it / "dpo.parquet")}
     reports = validate_files(files, str(REPORTS / it / "validation"))
     for r in reports:
         log.info("validate@%s: %s %s", it, r.dataset, "ok" if r.success else "FAILED")
@@ -138,19 +275,38 @@ def run_validate(params: Params, args: Any) -> None:
 
 
 def run_train(params: Params, args: Any) -> None:
+    import tempfile
+
     from .io import read_json, sha256_file
-    from .training import train_sft
+    from .training import train_dpo, train_sft
 
     it = args.iteration
     cfg = params.training_for(it)
-    rows = read_parquet(DATA / it / "sft.parquet").to_pylist()
-    if not rows:
-        funnel = read_json(METRICS / it / "curation.json")
-        raise ValueError(f"train@{it}: nothing to train on: {funnel.get('empty_reason', 'the SFT set is empty')}")
     init = "it0" if cfg.init == "seed" else params.iterations[it].prev
-    card = {"name": it, "base_model": str(model_dir(init)), "data": str(DATA / it / "sft.parquet"), "data_hash": sha256_file(DATA / it / "sft.parquet")}
-    metrics = train_sft(rows, model_dir(init), model_dir(it), cfg, card)
-    write_json(metrics, METRICS / it / "train.json")
+    funnel = read_json(METRICS / it / "curation.json")
+
+    def rows_of(kind: str) -> list[dict[str, Any]]:
+        rows = read_parquet(DATA / it / f"{kind}.parquet").to_pylist()
+        if not rows:
+            reason = (funnel if kind == "sft" else funnel.get("dpo", {})).get("empty_reason", f"the {kind} set is empty")
+            raise ValueError(f"train@{it}: nothing to train on ({kind}): {reason}")
+        return rows
+
+    def card(kind: str) -> dict[str, Any]:
+        path = DATA / it / f"{kind}.parquet"
+        return {"name": it, "base_model": str(model_dir(init)), "data": str(path), "data_hash": sha256_file(path)}
+
+    if cfg.algo == "sft":
+        metrics = train_sft(rows_of("sft"), model_dir(init), model_dir(it), cfg, card("sft"))
+    elif cfg.algo == "dpo":
+        metrics = train_dpo(rows_of("dpo"), model_dir(init), model_dir(it), cfg, card("dpo"))
+    else:  # sft_then_dpo: DPO starts from (and is anchored to) the SFT model
+        sft_rows, dpo_rows = rows_of("sft"), rows_of("dpo")
+        with tempfile.TemporaryDirectory(prefix=f"judgeloop-{it}-sft-") as tmp:
+            sft_metrics = train_sft(sft_rows, model_dir(init), Path(tmp) / "sft", cfg, card("sft"))
+            metrics = train_dpo(dpo_rows, Path(tmp) / "sft", model_dir(it), cfg, card("dpo"))
+        metrics = metrics | {"sft": sft_metrics}
+    write_json(metrics | {"algo": cfg.algo}, METRICS / it / "train.json")
 
 
 def run_evaluate(params: Params, args: Any) -> None:
@@ -160,6 +316,8 @@ def run_evaluate(params: Params, args: Any) -> None:
     from .schemas import to_table
 
     name = args.iteration
+    if params.method == "likert":
+        return _evaluate_likert(params, name)
     ev = params.evaluation
     sets: list[tuple[str, list[PairwiseItem], dict[str, str]]] = []
     if ev.synthetic:
@@ -215,6 +373,7 @@ STAGES: dict[str, Callable[[Params, Any], None]] = {
     "seed": run_seed,
     "prompts": run_prompts,
     "pairs": run_pairs,
+    "rubrics": run_rubrics,
     "judge": run_judge,
     "curate": run_curate,
     "validate": run_validate,

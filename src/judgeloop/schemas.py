@@ -94,6 +94,23 @@ SFT = pa.schema(
     ]
 )
 
+DPO = pa.schema(
+    [
+        ("example_id", s),
+        ("pair_id", s),
+        ("iteration", s),
+        ("order", s),
+        ("prompt", s),  # the judge prompt (user message)
+        ("chosen", s),  # a correct judgment (with the canonical verdict line if forced)
+        ("rejected", s),  # a wrong, tied or unparsed judgment of the same pair and order
+        ("chosen_judgment_id", s),
+        ("rejected_judgment_id", s),
+        ("chosen_verdict", s),
+        ("rejected_verdict", s),  # null: the rejected judgment had no verdict
+        ("rejected_reason", s),  # wrong | unparsed
+    ]
+)
+
 EVAL = pa.schema(
     [
         ("dataset", s),
@@ -114,12 +131,71 @@ EVAL = pa.schema(
     ]
 )
 
+# -- Likert (Self-Rationalization) --------------------------------------------
+
+RUBRICS = pa.schema(
+    [
+        ("item_id", s),
+        ("instruction", s),
+        ("response", s),
+        ("reference_answer", s),
+        ("criteria", s),
+        *[(f"score{k}_description", s) for k in range(1, 6)],
+        ("gold_score", i64),
+        ("capability", s),
+        ("source", s),
+        ("split", s),  # eval | <iteration name> | unused
+    ]
+)
+
+LIKERT_JUDGMENTS = pa.schema(
+    [
+        ("judgment_id", s),
+        ("item_id", s),
+        ("iteration", s),
+        ("judge_model", s),
+        ("judge_hash", s),
+        ("sample_idx", i64),
+        ("seed", i64),
+        ("sampling", s),
+        ("text", s),
+        ("score", i64),  # 1..5 | null
+        ("parse_status", s),  # ok | none | truncated | multiple | out_of_range
+        ("score_source", s),  # parsed | forced | null
+        ("expected_score", f64),  # forced: sum of s * p(s)
+        ("gold_score", i64),
+        ("n_tokens", i64),
+        ("finish_reason", s),
+    ]
+)
+
+LIKERT_EVAL = pa.schema(
+    [
+        ("dataset", s),
+        ("example_id", s),
+        ("judge", s),
+        ("judge_hash", s),
+        ("text", s),
+        ("score", i64),
+        ("gold_score", i64),
+        ("parse_status", s),
+        ("score_source", s),
+        ("expected_score", f64),
+        ("n_tokens", i64),
+        ("finish_reason", s),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "prompts": PROMPTS,
     "pairs": PAIRS,
     "judgments": JUDGMENTS,
     "sft": SFT,
+    "dpo": DPO,
     "eval": EVAL,
+    "rubrics": RUBRICS,
+    "likert_judgments": LIKERT_JUDGMENTS,
+    "likert_eval": LIKERT_EVAL,
 }
 
 # The column that identifies a row of each dataset kind.
@@ -128,7 +204,11 @@ KEYS = {
     "pairs": "pair_id",
     "judgments": "judgment_id",
     "sft": "example_id",
+    "dpo": "example_id",
     "eval": "example_id",
+    "rubrics": "item_id",
+    "likert_judgments": "judgment_id",
+    "likert_eval": "example_id",
 }
 
 

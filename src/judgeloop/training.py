@@ -30,29 +30,15 @@ def _precision() -> dict[str, Any]:
     return {"use_cpu": True, "bf16": False, "fp16": False}
 
 
-def train_sft(
-    rows: list[dict[str, Any]], init_dir: str | Path, out_dir: str | Path, cfg: TrainingConfig, card: dict[str, Any]
-) -> dict[str, Any]:
-    """Train from `init_dir` on sft rows; save a merged checkpoint + model card to `out_dir`."""
+def _load(init_dir: str | Path, cfg: TrainingConfig) -> tuple[Any, Any, Any, dict[str, Any]]:
     import torch
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
 
-    if not rows:
-        raise ValueError("no training examples (see the curation funnel)")
-    ds = Dataset.from_list(
-        [
-            {"prompt": [{"role": "user", "content": r["prompt"]}], "completion": [{"role": "assistant", "content": r["completion"]}]}
-            for r in rows
-        ]
-    )
     tok = AutoTokenizer.from_pretrained(init_dir)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     prec = _precision()
-    dtype = torch.bfloat16 if prec["bf16"] else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(init_dir, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(init_dir, dtype=torch.bfloat16 if prec["bf16"] else torch.float32)
     peft_config = None
     if cfg.lora.enabled:
         from peft import LoraConfig
@@ -60,51 +46,106 @@ def train_sft(
         peft_config = LoraConfig(
             r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules="all-linear", task_type="CAUSAL_LM"
         )
-    with tempfile.TemporaryDirectory(prefix="judgeloop-train-") as work:
-        args = SFTConfig(
-            output_dir=work,
-            num_train_epochs=cfg.epochs,
-            max_steps=cfg.max_steps,
-            learning_rate=cfg.learning_rate,
-            lr_scheduler_type=cfg.lr_scheduler,
-            warmup_steps=cfg.warmup_steps,
-            per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum,
-            max_length=cfg.max_length,
-            completion_only_loss=True,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            logging_steps=1,
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=False,
-            dataloader_num_workers=0,
-            gradient_checkpointing=cfg.gradient_checkpointing,
-            **prec,
-        )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
-        t0 = time.time()
-        result = trainer.train()
-        seconds = time.time() - t0
-        model = trainer.model
-        if cfg.lora.enabled:
-            model = model.merge_and_unload()
-        history = [h for h in trainer.state.log_history if "loss" in h]
-    model = model.to(torch.float32)
+    return model, tok, peft_config, prec
+
+
+def _trainer_args(cfg: TrainingConfig, work: str, prec: dict[str, Any]) -> dict[str, Any]:
+    """Arguments shared by SFTConfig and DPOConfig (both extend TrainingArguments)."""
+    return dict(
+        output_dir=work,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        **prec,
+    )
+
+
+def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, out_dir: Any, card: dict[str, Any], n: int) -> dict[str, Any]:
+    import torch
+
+    t0 = time.time()
+    result = trainer.train()
+    seconds = time.time() - t0
+    model = trainer.model
+    if cfg.lora.enabled:
+        model = model.merge_and_unload()
+    history = [h for h in trainer.state.log_history if "loss" in h]
     init_name, init_hash = model_identity(init_dir)
     manifest = save_model(
-        model,
+        model.to(torch.float32),
         tok,
         out_dir,
         {**card, "kind": "trained", "init": init_name, "init_hash": init_hash, "hyperparameters": cfg.model_dump()},
     )
-    metrics = {
+    log.info("trained %s on %d examples: %d steps, loss %.4f, %.1f s", out_dir, n, result.global_step, result.training_loss, seconds)
+    return {
         "train_loss": result.training_loss,
         "steps": result.global_step,
-        "examples": len(rows),
+        "examples": n,
         "seconds": round(seconds, 2),
         "loss_history": [{"step": h["step"], "loss": h["loss"]} for h in history],
         "content_hash": manifest["content_hash"],
     }
-    log.info("trained %s on %d examples: %d steps, loss %.4f, %.1f s", out_dir, len(rows), result.global_step, result.training_loss, seconds)
-    return metrics
+
+
+def train_sft(
+    rows: list[dict[str, Any]], init_dir: str | Path, out_dir: str | Path, cfg: TrainingConfig, card: dict[str, Any]
+) -> dict[str, Any]:
+    """SFT from `init_dir` on sft rows; save a merged checkpoint + model card to `out_dir`."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if not rows:
+        raise ValueError("no SFT examples (see the curation funnel)")
+    ds = Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": r["prompt"]}], "completion": [{"role": "assistant", "content": r["completion"]}]}
+            for r in rows
+        ]
+    )
+    model, tok, peft_config, prec = _load(init_dir, cfg)
+    with tempfile.TemporaryDirectory(prefix="judgeloop-sft-") as work:
+        args = SFTConfig(completion_only_loss=True, **_trainer_args(cfg, work, prec))
+        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
+        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "sft"}, len(rows))
+
+
+def train_dpo(
+    rows: list[dict[str, Any]], init_dir: str | Path, out_dir: str | Path, cfg: TrainingConfig, card: dict[str, Any]
+) -> dict[str, Any]:
+    """DPO from `init_dir` (also the frozen reference) with an optional NLL term on the chosen side."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    if not rows:
+        raise ValueError("no DPO pairs (see the curation funnel)")
+    ds = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["prompt"]}],
+                "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            }
+            for r in rows
+        ]
+    )
+    model, tok, peft_config, prec = _load(init_dir, cfg)
+    loss: dict[str, Any] = {"loss_type": ["sigmoid"], "loss_weights": [1.0]}
+    if cfg.dpo.nll_weight > 0:  # DPO + NLL on the chosen judgment ("sft" loss in TRL)
+        loss = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.dpo.nll_weight]}
+    with tempfile.TemporaryDirectory(prefix="judgeloop-dpo-") as work:
+        args = DPOConfig(beta=cfg.dpo.beta, **loss, **_trainer_args(cfg, work, prec))
+        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
+        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "dpo", "dpo": cfg.dpo.model_dump()}, len(rows))

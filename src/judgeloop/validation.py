@@ -32,7 +32,10 @@ from judgeloop.schemas import KEYS, SCHEMAS
 GEN_STATUSES = ["ok", "unparsed", "truncated", "empty_w", "empty_l", "same_as_w",
                 "empty_instruction", "same_instruction"]
 # The batches each kind is validated as: pairs also checks its gen_status == "ok" rows.
-BATCHES = {"pairs": ["pairs", "pairs_ok"], "judgments": ["judgments"], "sft": ["sft"]}
+BATCHES = {"pairs": ["pairs", "pairs_ok"], "judgments": ["judgments"], "sft": ["sft"], "dpo": ["dpo"],
+           "rubrics": ["rubrics"], "likert_judgments": ["likert_judgments"], "likert_sft": ["likert_sft"]}
+# the schema a batch's columns come from, where the names differ
+SCHEMA_OF = {"likert_sft": "sft"}
 MAX_EXAMPLES = 20  # offending ids kept per expectation (the message shows 5)
 
 
@@ -61,7 +64,7 @@ class ValidationReport:
             where = f" on {r['batch']}" if r["batch"] != self.dataset else ""
             line = f"  - {r['expectation']}({args}){where}: {r['unexpected_count']} unexpected"
             if r["examples"]:
-                line += f"; {KEYS[self.dataset]}s: " + ", ".join(map(str, r["examples"][:5]))
+                line += f"; {KEYS[SCHEMA_OF.get(self.dataset, self.dataset)]}s: " + ", ".join(map(str, r["examples"][:5]))
             if r.get("details"):
                 line += f"; details: {r['details']}"
             lines.append(line)
@@ -114,7 +117,7 @@ def _flag(c: str) -> _Check:
 
 
 def _columns(kind: str) -> _Check:
-    names = SCHEMAS[kind].names
+    names = SCHEMAS[SCHEMA_OF.get(kind, kind)].names
     return _Check(gxe.ExpectTableColumnsToMatchSet(column_set=names, exact_match=False), _none)
 
 
@@ -136,6 +139,17 @@ def _prepare(batch: str, df: pd.DataFrame) -> pd.DataFrame:
         tags = [isinstance(c, str) and isinstance(v, str) and f"[[{v}]]" in c for c, v in pairs]
         df["_tag_matches_verdict"] = pd.Series(tags, index=df.index, dtype=bool)
         df["_is_a"] = _col(df, "verdict").eq("A").fillna(False).astype(float)
+    elif batch == "dpo":
+        same = _col(df, "chosen").eq(_col(df, "rejected")).fillna(False).astype(bool)
+        df["_chosen_differs_rejected"] = ~same
+    elif batch == "likert_judgments":
+        not_ok = _col(df, "parse_status").ne("ok").fillna(True).astype(bool)
+        parsed = _col(df, "score_source").eq("parsed").fillna(False).astype(bool)
+        df["_parsed_needs_parse_ok"] = ~(not_ok & parsed)
+    elif batch == "likert_sft":
+        pairs = zip(_col(df, "completion"), _col(df, "verdict"))
+        tags = [isinstance(c, str) and isinstance(v, str) and f"[RESULT] {v}" in c for c, v in pairs]
+        df["_tag_matches_verdict"] = pd.Series(tags, index=df.index, dtype=bool)
     return df
 
 
@@ -176,6 +190,28 @@ def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float, max_text_chars: i
             checks.append(_Check(gxe.ExpectColumnMeanToBeBetween(column="_is_a", min_value=lo,
                                                                   max_value=hi), bad))
         return checks
+    if batch == "dpo":
+        return [_columns("dpo"), _unique("example_id"),
+                *map(_not_null, ["example_id", "pair_id", "prompt", "chosen", "rejected",
+                                 "chosen_judgment_id", "rejected_judgment_id", "chosen_verdict"]),
+                *(_lengths(c, 1, max_text_chars) for c in ["prompt", "chosen", "rejected"]),
+                _in_set("rejected_reason", ["wrong", "unparsed", "farther_from_gold"]),
+                _flag("_chosen_differs_rejected")]
+    if batch == "rubrics":
+        texts = ["instruction", "response", "criteria"] + [f"score{k}_description" for k in range(1, 6)]
+        return [_columns("rubrics"), _unique("item_id"), *map(_not_null, ["item_id", "gold_score", "split", *texts]),
+                *(_lengths(c, 1, max_text_chars) for c in texts), _in_set("gold_score", [1, 2, 3, 4, 5])]
+    if batch == "likert_judgments":
+        return [_columns("likert_judgments"), _unique("judgment_id"),
+                *map(_not_null, ["judgment_id", "item_id", "iteration", "judge_model", "text", "parse_status", "gold_score"]),
+                _in_set("score", [1, 2, 3, 4, 5]), _in_set("gold_score", [1, 2, 3, 4, 5]),
+                _in_set("parse_status", ["ok", "none", "truncated", "multiple", "out_of_range"]),
+                _in_set("score_source", ["parsed", "forced"]), _lengths("text", None, max_text_chars),
+                _flag("_parsed_needs_parse_ok")]
+    if batch == "likert_sft":
+        return [_columns("likert_sft"), _unique("example_id"),
+                *map(_not_null, ["example_id", "pair_id", "judgment_id", "prompt", "completion", "verdict"]),
+                _in_set("verdict", ["1", "2", "3", "4", "5"]), _flag("_tag_matches_verdict")]
     raise ValueError(f"unknown dataset kind {batch!r}; expected one of {sorted(BATCHES)} or pairs_ok")
 
 
@@ -240,7 +276,7 @@ def _run_batch(ctx, kind: str, batch: str, df: pd.DataFrame, ab_tolerance: float
             "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
             "success": bool(res.success),
             "unexpected_count": int(count) if count is not None else int(bad.sum()),
-            "examples": _ids(frame, KEYS[kind], bad),
+            "examples": _ids(frame, KEYS[SCHEMA_OF.get(kind, kind)], bad),
             "details": "; ".join(sorted(errors)) if errors else (None if res.success else details),
         }
     return out
@@ -276,6 +312,7 @@ def validate_files(files: dict[str, str], out_dir: str, *, ab_tolerance: float =
     Data Docs are built into a temporary folder beside docs/ and swapped in, so a reader
     never sees a half-written site. Returns the reports; does not raise on bad data.
     """
+    out_dir = os.path.abspath(out_dir)  # GX's docs site needs an absolute base_directory
     os.makedirs(out_dir, exist_ok=True)
     staging = tempfile.mkdtemp(dir=out_dir, prefix=".docs-")
     try:

@@ -11,8 +11,13 @@ __all__ = ["Backend", "Completion", "Request", "Sampling", "ThroughputStats", "m
 
 
 def make_backend(model_dir: str | Path, cfg: GenerationConfig) -> Backend:
+    """The configured engine, wrapped in the resumable shard cache (see `sharded`)."""
     if cfg.backend == "transformers":
         from .transformers_backend import TransformersBackend
 
-        return TransformersBackend(model_dir, cfg)
-    raise ValueError(f"generation.backend: unknown backend {cfg.backend!r}")  # pragma: no cover
+        inner: Backend = TransformersBackend(model_dir, cfg)
+    else:  # pragma: no cover - the config's Literal rejects others first
+        raise ValueError(f"generation.backend: unknown backend {cfg.backend!r}")
+    from .sharded import ShardedBackend
+
+    return ShardedBackend(inner, cfg.cache_dir, cfg.shard_size)

@@ -95,5 +95,9 @@ class Backend(abc.ABC):
         log-probabilities are over the full vocabulary (not renormalised).
         """
 
+    def engine_identity(self) -> dict[str, Any]:
+        """What, besides the requests, determines the sampled text (cache keys use it)."""
+        return {"engine": type(self).__name__, "model_hash": self.model_hash}
+
     def close(self) -> None:  # pragma: no cover - engines with resources override
         pass

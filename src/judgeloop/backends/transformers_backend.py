@@ -66,6 +66,10 @@ class TransformersBackend(Backend):
         self.eos_ids = sorted(i for i in eos if i is not None)
         log.info("loaded %s on %s/%s in %.1f s", model_dir, self.device, self.dtype, time.time() - t0)
 
+    def engine_identity(self) -> dict[str, Any]:
+        # batch size and dtype change which sequences share an RNG stream and the numerics
+        return super().engine_identity() | {"batch_size": self.cfg.batch_size, "dtype": str(self.dtype), "device": self.device}
+
     # -- prompts -------------------------------------------------------------
 
     def render(self, messages) -> str:
@@ -168,7 +172,8 @@ class TransformersBackend(Backend):
         for start in range(0, len(texts), bs):
             enc = self._encode(texts[start : start + bs])
             with torch.inference_mode():
-                logits = self.model(**enc).logits[:, -1, :].float()
+                # logits_to_keep=1: only the last position goes through the 49k-wide LM head
+                logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)[:, ids].tolist()
             out.extend({c: lp for c, lp in zip(choices, row)} for row in logp)
             self.stats.tokens_in += int(enc["attention_mask"].sum())

@@ -1,0 +1,458 @@
+"""Benchmark: judgeloop's SQL audit and diff against plain pandas on synthetic judgments.
+
+    python -m benchmarks.audit_bench --rows 1000000
+
+Generates N judgment rows (several iterations judging the same pairs in both
+orders with S samples; judgment texts of ~300-1500 characters; pairs with
+categories; an SFT subset; curation.json funnels) as Parquet in a temporary
+project, then times, in the same run:
+
+- every canned report through judgeloop (open_audit + run_report + fetch),
+- the same report written the straightforward pandas way (pd.read_parquet of
+  the needed columns + groupby/merge),
+- a diff of two iterations' judgments (judgeloop.diff vs a pandas outer merge),
+
+checks that both give the same numbers, prints a table and writes JSON to
+benchmarks/results/audit_bench.json. The default, 10M rows, needs ~15 GB of
+RAM for the pandas side; run it with `nice` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from judgeloop import audit
+from judgeloop.diff import DIFF_KEYS, diff_iterations, iteration_ignores
+from judgeloop.io import write_json
+
+CATEGORIES = ["reasoning", "coding", "math", "writing", "extraction", "roleplay", "stem", "humanities"]
+POOL = 4096  # distinct text bodies; each row's text is made unique by a suffix
+
+
+# ---------------------------------------------------------------- synthetic data
+
+
+def _text_pool(seed: int = 0) -> list[str]:
+    """Judgment-like texts of 300-1500 characters from a random vocabulary."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 10))) for _ in range(3000)]
+    out = []
+    for _ in range(POOL):
+        target = rng.randint(300, 1500)
+        words, n = [], 0
+        while n < target:
+            w = rng.choice(vocab)
+            words.append(w)
+            n += len(w) + 1
+        out.append(" ".join(words)[:target])
+    return out
+
+
+def generate(root: Path, rows: int, iterations: int, samples: int) -> dict[str, Any]:
+    """Write data/, metrics/ under root; returns what was generated."""
+    n_pairs = max(1, rows // (iterations * 2 * samples))
+    per_iter = n_pairs * 2 * samples
+    con = duckdb.connect()
+    con.execute("CREATE TABLE pool(idx BIGINT, txt VARCHAR)")
+    con.executemany("INSERT INTO pool VALUES (?, ?)", list(enumerate(_text_pool())))
+    cats = "[" + ", ".join(f"'{c}'" for c in CATEGORIES) + "]"
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    # Answer lengths per pair, shared by pairs.parquet and the judgments' len_a/len_b.
+    len_w = "(200 + hash(p, 'w') % 1300)::BIGINT"
+    len_l = "(200 + hash(p, 'l') % 1300)::BIGINT"
+    con.execute(
+        f"""COPY (
+            SELECT printf('p%08d', p) AS pair_id, printf('q%08d', p) AS prompt_id, 'it1' AS split,
+                   CASE WHEN p % 11 = 0 THEN NULL ELSE {cats}[1 + p % 8] END AS category,
+                   'instruction ' || p AS instruction,
+                   substr(w.txt || w.txt, 1, {len_w}) AS response_w,
+                   'modified instruction ' || p AS modified_instruction,
+                   substr(l.txt || l.txt, 1, {len_l}) AS response_l,
+                   'ok' AS gen_status, 'models/it0' AS generator
+            FROM range({n_pairs}) t(p)
+            JOIN pool w ON w.idx = hash(p, 1) % {POOL}
+            JOIN pool l ON l.idx = hash(p, 2) % {POOL}
+        ) TO '{root}/data/pairs.parquet' (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    for k in range(1, iterations + 1):
+        it = f"it{k}"
+        acc = min(0.95, 0.55 + 0.1 * k)  # later judges are better
+        d = root / "data" / it
+        d.mkdir(parents=True, exist_ok=True)
+        # Row n: pair n // (2S), order by (n // S) % 2, sample n % S. Uniform
+        # numbers u1..u4 from hashes make the verdicts: ~8% without a verdict,
+        # 15% "A" from position bias, otherwise correct with probability acc.
+        con.execute(
+            f"""COPY (
+                WITH b AS (
+                    SELECT n, n // {2 * samples} AS p,
+                           CASE WHEN (n // {samples}) % 2 = 0 THEN 'wl' ELSE 'lw' END AS "order",
+                           n % {samples} AS sample_idx,
+                           hash(n, {k}, 1) % 100000 / 100000.0 AS u1,
+                           hash(n, {k}, 2) % 100000 / 100000.0 AS u2,
+                           hash(n, {k}, 3) % 100000 / 100000.0 AS u3,
+                           hash(n, {k}, 4) % 100000 / 100000.0 AS u4,
+                           hash(n, {k}, 5) % {POOL} AS t
+                    FROM range({per_iter}) r(n)
+                ),
+                v AS (
+                    SELECT *,
+                           CASE WHEN u1 < 0.08 THEN NULL
+                                WHEN u2 < 0.15 THEN 'A'
+                                WHEN u3 < {acc} THEN (CASE WHEN "order" = 'wl' THEN 'A' ELSE 'B' END)
+                                ELSE (CASE WHEN "order" = 'wl' THEN 'B' ELSE 'A' END) END AS verdict
+                    FROM b
+                )
+                SELECT printf('{it}:p%08d:%s:%d', p, "order", sample_idx) AS judgment_id,
+                       printf('p%08d', p) AS pair_id,
+                       '{it}' AS iteration,
+                       'models/it{k - 1}' AS judge_model,
+                       'sha256:{k - 1:064d}' AS judge_hash,
+                       "order", sample_idx::BIGINT AS sample_idx,
+                       (hash(n, {k}, 6) % 1000000)::BIGINT AS seed,
+                       '{{"max_tokens": 512, "n": {samples}, "temperature": 0.7, "top_p": 0.95}}' AS sampling,
+                       pool.txt || ' [' || n || ']' AS text,
+                       verdict,
+                       CASE WHEN verdict IS NOT NULL THEN 'ok' WHEN u1 < 0.03 THEN 'truncated' ELSE 'none' END AS parse_status,
+                       CASE WHEN verdict IS NULL THEN NULL WHEN u4 < 0.3 THEN 'parsed' ELSE 'forced' END AS verdict_source,
+                       CASE WHEN verdict IS NOT NULL AND u4 >= 0.3 THEN u4 END AS p_a,
+                       CASE WHEN verdict IS NOT NULL AND u4 >= 0.3 THEN 1 - u4 END AS p_b,
+                       CASE WHEN verdict IS NULL THEN NULL ELSE verdict = (CASE WHEN "order" = 'wl' THEN 'A' ELSE 'B' END) END AS correct,
+                       (length(pool.txt) // 4)::BIGINT AS n_tokens,
+                       CASE WHEN u1 < 0.03 THEN 'length' ELSE 'stop' END AS finish_reason,
+                       CASE WHEN "order" = 'wl' THEN {len_w} ELSE {len_l} END AS len_a,
+                       CASE WHEN "order" = 'wl' THEN {len_l} ELSE {len_w} END AS len_b
+                FROM v JOIN pool ON pool.idx = v.t
+            ) TO '{d}/judgments.parquet' (FORMAT parquet, COMPRESSION zstd)"""
+        )
+        # SFT: one correct judgment per pair and order (lowest sample), two thirds of the groups.
+        con.execute(
+            f"""COPY (
+                SELECT '{it}:sft:' || judgment_id AS example_id, pair_id, iteration, "order", judgment_id,
+                       verdict, verdict_source, 'Which answer is better? ' || pair_id AS prompt, text AS completion
+                FROM read_parquet('{d}/judgments.parquet')
+                WHERE correct AND hash(pair_id, "order", 7) % 3 <> 0
+                QUALIFY row_number() OVER (PARTITION BY pair_id, "order" ORDER BY sample_idx) = 1
+            ) TO '{d}/sft.parquet' (FORMAT parquet, COMPRESSION zstd)"""
+        )
+        j, c, nv, pairs_j = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE correct), count(*) FILTER (WHERE verdict IS NULL), count(DISTINCT pair_id) "
+            f"FROM read_parquet('{d}/judgments.parquet')"
+        ).fetchall()[0]
+        kept, pairs_k, a_w, b_w = con.execute(
+            f"SELECT count(*), count(DISTINCT pair_id), count(*) FILTER (WHERE verdict = 'A'), count(*) FILTER (WHERE verdict = 'B') "
+            f"FROM read_parquet('{d}/sft.parquet')"
+        ).fetchall()[0]
+        write_json(
+            {
+                "judgments": j, "groups": n_pairs * 2, "unparsed_text": nv, "no_verdict": nv, "correct": c,
+                "removed_incorrect_or_no_verdict": j - c, "groups_without_correct": 0,
+                "groups_below_min_correct_fraction": 0, "one_per_group": kept, "a_wins_before_balance": a_w,
+                "b_wins_before_balance": b_w, "removed_by_balance": 0, "kept": kept,
+                "keep_rate_pairs": round(pairs_k / max(1, pairs_j), 4),
+            },
+            root / "metrics" / it / "curation.json",
+        )
+    con.close()
+    return {"pairs": n_pairs, "judgments_per_iteration": per_iter, "judgments": per_iter * iterations}
+
+
+# ---------------------------------------------------------------- the pandas side
+
+
+class PandasReports:
+    """The canned reports written the straightforward pandas way: read, merge, groupby."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def read(self, kind: str, columns: list[str]) -> pd.DataFrame:
+        frames = []
+        for f in sorted(glob.glob(str(self.root / "data" / "*" / f"{kind}.parquet"))):
+            df = pd.read_parquet(f, columns=[c for c in columns if c != "iteration"])
+            df["iteration"] = Path(f).parent.name
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    @staticmethod
+    def _iter_order(its) -> list[str]:
+        import re
+
+        def key(it: str):
+            m = re.match(r"(.*?)(\d+)$", it)
+            return (m.group(1), int(m.group(2))) if m else (it, -1)
+
+        return sorted(its, key=key)
+
+    def _majority(self, j: pd.DataFrame) -> pd.DataFrame:
+        j = j.assign(is_a=j["verdict"].eq("A"), is_b=j["verdict"].eq("B"))
+        v = j.groupby(["iteration", "pair_id", "order"], as_index=False).agg(n=("is_a", "size"), n_a=("is_a", "sum"), n_b=("is_b", "sum"))
+        v["majority"] = np.where(v.n_a > v.n_b, "A", np.where(v.n_b > v.n_a, "B", None))
+        return v
+
+    def funnel(self) -> pd.DataFrame:
+        cur = pd.DataFrame(
+            [json.loads(Path(f).read_text()) | {"iteration": Path(f).parent.name}
+             for f in sorted(glob.glob(str(self.root / "metrics" / "*" / "curation.json")))]
+        )
+        sft = self.read("sft", ["iteration"]).groupby("iteration").size().rename("sft_rows").reset_index()
+        out = cur.merge(sft, on="iteration", how="left")
+        out["sft_rows"] = out["sft_rows"].fillna(0).astype(int)
+        return out
+
+    def keep_rate_by_category(self) -> pd.DataFrame:
+        j = self.read("judgments", ["pair_id"]).drop_duplicates()
+        s = self.read("sft", ["pair_id"]).drop_duplicates().assign(kept=True)
+        pairs = pd.read_parquet(self.root / "data" / "pairs.parquet", columns=["pair_id", "category"]).drop_duplicates("pair_id")
+        m = j.merge(s, on=["iteration", "pair_id"], how="left").merge(pairs, on="pair_id", how="left")
+        m["kept"] = m["kept"].fillna(False).astype(bool)
+        m["category"] = m["category"].fillna("(none)")
+        per = m.groupby(["iteration", "category"], as_index=False).agg(judged_pairs=("kept", "size"), kept_pairs=("kept", "sum"))
+        tot = m.groupby("iteration", as_index=False).agg(judged_pairs=("kept", "size"), kept_pairs=("kept", "sum")).assign(category="(all)")
+        out = pd.concat([tot, per], ignore_index=True)
+        out["keep_rate"] = (out.kept_pairs / out.judged_pairs).round(4)
+        return out
+
+    def position_bias(self) -> pd.DataFrame:
+        j = self.read("judgments", ["pair_id", "order", "verdict", "correct"])
+        j["correct"] = j["correct"].astype("boolean")
+        j["is_a"] = j["verdict"].eq("A")
+        g = j.groupby(["iteration", "order"])
+        per = pd.DataFrame({"judgments": g.size(), "with_verdict": g["verdict"].count(), "n_a": g["is_a"].sum(), "accuracy": g["correct"].mean()})
+        per = per.reset_index()
+        per["verdict_rate"] = (per.with_verdict / per.judgments).round(4)
+        per["a_rate"] = (per.n_a / per.with_verdict).round(4)
+        per["accuracy"] = per["accuracy"].astype(float).round(4)
+        v = self._majority(j)
+        v["pick"] = np.where(v.majority.isna(), None, np.where((v.order == "wl") == (v.majority == "A"), "w", "l"))
+        both = v[v.order == "wl"].merge(v[v.order == "lw"], on=["iteration", "pair_id"], suffixes=("_wl", "_lw"))
+        both["consistent"] = both.pick_wl.notna() & (both.pick_wl == both.pick_lw)
+        cons = both.groupby("iteration", as_index=False).agg(pairs_both_orders=("consistent", "size"), consistent_pairs=("consistent", "sum"))
+        cons["consistency"] = (cons.consistent_pairs / cons.pairs_both_orders).round(4)
+        return per.merge(cons, on="iteration", how="left")
+
+    def parse_failures(self) -> pd.DataFrame:
+        j = self.read("judgments", ["judgment_id", "parse_status", "verdict_source", "text"])
+        j["parse_status"] = j["parse_status"].fillna("(null)")
+        j["forced"] = j["verdict_source"].eq("forced")
+        j = j.sort_values("judgment_id")  # examples: the smallest ids
+        g = j.groupby(["iteration", "parse_status"], sort=False)
+        out = g.agg(judgments=("forced", "size"), forced_verdicts=("forced", "sum"), example_text=("text", "first")).reset_index()
+        ex = g["judgment_id"].apply(lambda s: list(s.head(3))).rename("example_ids").reset_index()
+        out = out.merge(ex, on=["iteration", "parse_status"])
+        out["rate"] = (out.judgments / out.groupby("iteration")["judgments"].transform("sum")).round(4)
+        out["example_text"] = out["example_text"].str.split().str.join(" ").str.slice(0, 120)
+        return out
+
+    def length_bias(self) -> pd.DataFrame:
+        j = self.read("judgments", ["judgment_id", "order", "verdict", "len_a", "len_b"])
+        d = j[j.verdict.isin(["A", "B"]) & j.len_a.notna() & j.len_b.notna() & (j.len_a != j.len_b)].copy()
+        d["longer"] = np.where(d.len_a > d.len_b, "A", "B")
+        d["picked_longer"] = d.verdict == d.longer
+        d["w_longer"] = (d.order == "wl") == (d.len_a > d.len_b)
+        out = d.groupby("iteration", as_index=False).agg(
+            judged=("picked_longer", "size"), picked_longer_rate=("picked_longer", "mean"), correct_is_longer_rate=("w_longer", "mean")
+        )
+        s = self.read("sft", ["judgment_id", "verdict"]).drop(columns="iteration")
+        s = s.merge(d[["judgment_id", "iteration", "longer"]], on="judgment_id")
+        s["picked_longer"] = s.verdict == s.longer
+        ss = s.groupby("iteration", as_index=False).agg(sft_examples=("picked_longer", "size"), sft_picked_longer_rate=("picked_longer", "mean"))
+        out = out.merge(ss, on="iteration", how="left")
+        for c in ("picked_longer_rate", "correct_is_longer_rate", "sft_picked_longer_rate"):
+            out[c] = out[c].round(4)
+        return out
+
+    def sample_agreement(self) -> pd.DataFrame:
+        v = self._majority(self.read("judgments", ["pair_id", "order", "verdict"]))
+        top = np.maximum(v.n_a, v.n_b)
+        v["agree"] = top / v.n
+        v["agree_v"] = top / (v.n_a + v.n_b).replace(0, np.nan)
+        v["unanimous"] = (v.n_a == v.n) | (v.n_b == v.n)
+        out = v.groupby("iteration", as_index=False).agg(
+            groups=("n", "size"), samples_per_group=("n", "mean"), mean_agreement=("agree", "mean"),
+            mean_agreement_verdicts=("agree_v", "mean"), unanimous_rate=("unanimous", "mean"),
+        )
+        return out.round({"samples_per_group": 2, "mean_agreement": 4, "mean_agreement_verdicts": 4, "unanimous_rate": 4})
+
+    def verdict_change(self) -> pd.DataFrame:
+        v = self._majority(self.read("judgments", ["pair_id", "order", "verdict"]))
+        v["correct"] = v.majority.notna() & ((v.order == "wl") == (v.majority == "A"))
+        its = self._iter_order(v.iteration.unique())
+        rows = []
+        for a, b in zip(its, its[1:]):
+            m = v[v.iteration == a].merge(v[v.iteration == b], on=["pair_id", "order"], suffixes=("_a", "_b"))
+            same = (m.majority_a == m.majority_b) | (m.majority_a.isna() & m.majority_b.isna())
+            rows.append({
+                "iteration_a": a, "iteration_b": b, "compared": len(m), "unchanged": int(same.sum()), "changed": int((~same).sum()),
+                "changed_rate": round((~same).sum() / len(m), 4) if len(m) else None,
+                "became_correct": int((~m.correct_a & m.correct_b).sum()), "became_wrong": int((m.correct_a & ~m.correct_b).sum()),
+            })
+        return pd.DataFrame(rows)
+
+    def diff(self, a: str, b: str) -> dict[str, int]:
+        fa = self.root / "data" / a / "judgments.parquet"
+        fb = self.root / "data" / b / "judgments.parquet"
+        da, db = pd.read_parquet(fa), pd.read_parquet(fb)
+        keys = DIFF_KEYS["judgments"]
+        ignore = set(iteration_ignores("judgments", list(da.columns), keys))
+        cols = [c for c in da.columns if c in db.columns and c not in keys and c not in ignore]
+        m = da.merge(db, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
+        both = m[m["_merge"] == "both"]
+        changed = np.zeros(len(both), dtype=bool)
+        for c in cols:
+            x, y = both[f"{c}_a"], both[f"{c}_b"]
+            same = (x == y).fillna(False).to_numpy(dtype=bool) | (x.isna() & y.isna()).to_numpy()
+            changed |= ~same
+        return {"added": int((m["_merge"] == "right_only").sum()), "removed": int((m["_merge"] == "left_only").sum()), "changed": int(changed.sum())}
+
+
+# ---------------------------------------------------------------- comparing results
+
+# key columns and value columns checked between judgeloop and pandas, per report
+CHECKS: dict[str, tuple[list[str], list[str]]] = {
+    "funnel": (["iteration"], ["judgments", "kept", "sft_rows"]),
+    "keep_rate_by_category": (["iteration", "category"], ["judged_pairs", "kept_pairs", "keep_rate"]),
+    "position_bias": (["iteration", "order"], ["judgments", "with_verdict", "verdict_rate", "a_rate", "accuracy", "pairs_both_orders", "consistent_pairs", "consistency"]),
+    "parse_failures": (["iteration", "parse_status"], ["judgments", "rate", "forced_verdicts"]),
+    "length_bias": (["iteration"], ["judged", "picked_longer_rate", "correct_is_longer_rate", "sft_examples", "sft_picked_longer_rate"]),
+    "sample_agreement": (["iteration"], ["groups", "samples_per_group", "mean_agreement", "mean_agreement_verdicts", "unanimous_rate"]),
+    "verdict_change": (["iteration_a", "iteration_b"], ["compared", "unchanged", "changed", "became_correct", "became_wrong"]),
+}
+
+
+def same_numbers(ours: pd.DataFrame, theirs: pd.DataFrame, keys: list[str], values: list[str]) -> bool:
+    if len(ours) != len(theirs):
+        return False
+    m = ours[keys + values].merge(theirs[keys + values], on=keys, suffixes=("_j", "_p"))
+    if len(m) != len(ours):
+        return False
+    for c in values:
+        x = pd.to_numeric(m[f"{c}_j"], errors="coerce").astype(float).to_numpy()
+        y = pd.to_numeric(m[f"{c}_p"], errors="coerce").astype(float).to_numpy()
+        if not np.allclose(x, y, atol=2e-4, equal_nan=True):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- running
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def run(rows: int, iterations: int, samples: int, repeat: int, workdir: Path | None, keep: bool, skip_pandas: bool) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="judgeloop-bench-", dir=workdir))
+    try:
+        t0 = time.perf_counter()
+        info = generate(tmp, rows, iterations, samples)
+        gen_s = time.perf_counter() - t0
+        size = sum(f.stat().st_size for f in tmp.rglob("*.parquet"))
+        print(f"generated {info['judgments']:,} judgments ({info['pairs']:,} pairs x 2 orders x {samples} samples x "
+              f"{iterations} iterations), {size / 1e6:.0f} MB of Parquet in {gen_s:.1f} s under {tmp}", flush=True)
+
+        pandas_side = PandasReports(tmp)
+        results = []
+        for name in audit.REPORTS:
+
+            def ours(name=name) -> pd.DataFrame:
+                con = audit.open_audit(tmp)
+                try:
+                    return audit.run_report(con, name).to_arrow_table().to_pandas()
+                finally:
+                    con.close()
+
+            j_s, j_df = timed(ours, repeat)
+            p_s, p_df, match = None, None, None
+            if not skip_pandas:
+                p_s, p_df = timed(getattr(pandas_side, name), repeat)
+                keys, values = CHECKS[name]
+                match = same_numbers(j_df, p_df, keys, values)
+            results.append({"report": name, "judgeloop_s": j_s, "pandas_s": p_s, "match": match, "rows_out": len(j_df)})
+            print(f"  {name}: judgeloop {j_s:.2f} s" + (f", pandas {p_s:.2f} s, same numbers: {match}" if p_s is not None else ""), flush=True)
+
+        a, b = "it1", "it2" if iterations > 1 else "it1"
+        j_s, res = timed(lambda: diff_iterations(tmp, "judgments", a, b, sample=5), repeat)
+        ours_counts = {"added": res.added, "removed": res.removed, "changed": res.changed}
+        p_s, match = None, None
+        if not skip_pandas:
+            p_s, theirs = timed(lambda: pandas_side.diff(a, b), repeat)
+            match = ours_counts == theirs
+        results.append({"report": f"diff judgments {a} {b}", "judgeloop_s": j_s, "pandas_s": p_s, "match": match, "rows_out": ours_counts})
+        print(f"  diff: judgeloop {j_s:.2f} s" + (f", pandas {p_s:.2f} s, same counts: {match}" if p_s is not None else ""), flush=True)
+        return {
+            "rows": info["judgments"], "requested_rows": rows, "pairs": info["pairs"], "iterations": iterations, "samples": samples,
+            "parquet_mb": round(size / 1e6, 1), "generate_s": round(gen_s, 2), "repeat": repeat, "results": results,
+        }
+    finally:
+        if keep:
+            print(f"kept the data in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def render(report: dict[str, Any]) -> str:
+    head = f"{'report':<26} {'judgeloop s':>11} {'pandas s':>9} {'ratio':>7}  same"
+    lines = [head, "-" * len(head)]
+    for r in report["results"]:
+        p = r["pandas_s"]
+        ratio = f"{p / r['judgeloop_s']:.1f}x" if p is not None and r["judgeloop_s"] > 0 else "-"
+        lines.append(
+            f"{r['report']:<26} {r['judgeloop_s']:>11.2f} {('-' if p is None else f'{p:.2f}'):>9} {ratio:>7}  "
+            f"{'-' if r['match'] is None else ('yes' if r['match'] else 'NO')}"
+        )
+    lines.append("ratio = pandas time / judgeloop time (higher: judgeloop faster)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.audit_bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000, help="judgment rows in all (default 10M)")
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=4, help="samples per pair and order")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
+    ap.add_argument("--workdir", type=Path, help="where to put the temporary project (default: the system temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "audit_bench.json")
+    args = ap.parse_args(argv)
+
+    report = run(args.rows, args.iterations, args.samples, args.repeat, args.workdir, args.keep, args.skip_pandas)
+    report["machine"] = {
+        "platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
+        "duckdb": duckdb.__version__, "pandas": pd.__version__, "duckdb_threads": duckdb.connect().execute("SELECT current_setting('threads')").fetchall()[0][0],
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_avg_at_end": os.getloadavg(),
+    }
+    report["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    print()
+    print(render(report))
+    write_json(report, args.output)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

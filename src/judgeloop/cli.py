@@ -1,0 +1,362 @@
+"""The `judgeloop` command line: audit, diff, stage.
+
+    judgeloop audit "SELECT iteration, count(*) FROM judgments GROUP BY 1"
+    judgeloop audit --report position_bias [--show-sql]
+    judgeloop audit --views | --list-reports
+    judgeloop diff --kind judgments --a it1 --b it2
+    judgeloop diff --path data/it1/judgments.parquet --rev-a HEAD~1 [--rev-b workspace]
+    judgeloop stage judge --iteration it1
+
+Every command takes `--root DIR` (the project root, default "."). Exit status:
+0 success (diff: identical), 1 diff found differences (or a stage failed),
+2 a usage error or a query/diff that could not run. Errors are one plain
+message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# ---------------------------------------------------------------- output helpers
+
+
+def _err(msg: str) -> None:
+    print(f"judgeloop: {msg}", file=sys.stderr)
+
+
+def _cell(v: Any, width: int) -> str:
+    if v is None:
+        s = "NULL"
+    elif isinstance(v, float):
+        s = f"{v:.6g}"
+    else:
+        s = " ".join(str(v).split()) if isinstance(v, str) else str(v)
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def format_table(columns: list[str], types: list[str], rows: list[tuple], more: bool, max_width: int = 60) -> str:
+    """A compact aligned text table (numbers right-aligned, long text cut)."""
+    cells = [[_cell(v, max_width) for v in r] for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    numeric = [t.upper().split("(")[0] in _NUMERIC for t in types]
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells]
+    n = len(rows)
+    out.append(f"({n} row{'s' if n != 1 else ''}{', more not shown: use --max-rows or --output' if more else ''})")
+    return "\n".join(out) + "\n"
+
+
+_NUMERIC = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+    "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL",
+}
+
+
+def _json_default(v: Any) -> Any:
+    import decimal
+
+    if isinstance(v, decimal.Decimal):  # HUGEINT/DECIMAL results arrive as Decimal
+        return int(v) if v == v.to_integral_value() else float(v)
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _is_nested(t: str) -> bool:
+    t = t.upper()
+    return t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION"))
+
+
+def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None:
+    """Render a DuckDB relation as table/csv/json/parquet to stdout or `output` (atomically)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from .io import atomic_path
+
+    columns, types = list(rel.columns), [str(t) for t in rel.types]
+    if fmt == "table":
+        rows = rel.limit(max_rows + 1).fetchall() if max_rows >= 0 else rel.fetchall()
+        more = max_rows >= 0 and len(rows) > max_rows
+        text = format_table(columns, types, rows[:max_rows] if more else rows, more)
+    elif fmt == "csv":
+        # CSV has no lists or structs: render those as DuckDB text.
+        proj = ", ".join(
+            f'CAST("{c}" AS VARCHAR) AS "{c}"' if _is_nested(t) else f'"{c}"' for c, t in zip(columns, types)
+        )
+        buf = io.BytesIO()
+        pacsv.write_csv(rel.project(proj).to_arrow_table(), buf)
+        text = buf.getvalue().decode("utf-8")
+    elif fmt == "json":
+        records = rel.to_arrow_table().to_pylist()
+        body = ",\n".join(json.dumps(r, ensure_ascii=False, default=_json_default) for r in records)
+        text = f"[\n{body}\n]\n" if records else "[]\n"
+    elif fmt == "parquet":
+        if not output:
+            raise ValueError("--format parquet needs --output FILE")
+        with atomic_path(output) as tmp:
+            pq.write_table(rel.to_arrow_table(), tmp, compression="zstd")
+        print(f"wrote {output}", file=sys.stderr)
+        return
+    else:  # argparse's choices make this unreachable
+        raise ValueError(f"unknown format {fmt}")
+    if output:
+        with atomic_path(output) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------- audit
+
+
+def _add_audit_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="read-only SQL over every output (views: prompts, pairs, judgments, sft, dpo, eval, curation)",
+        description="Run a read-only SQL query (DuckDB) over the pipeline outputs, or a canned report.",
+    )
+    p.add_argument("sql", nargs="?", help="one SELECT statement ('-' reads it from stdin)")
+    p.add_argument("--root", default=".", help="project root (default: .)")
+    p.add_argument("--report", metavar="NAME", help="run a canned report (see --list-reports)")
+    p.add_argument("--list-reports", action="store_true", help="list the canned reports")
+    p.add_argument("--views", action="store_true", help="list the views, their files and columns")
+    p.add_argument("--show-sql", action="store_true", help="print the report's SQL instead of running it")
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument("--output", metavar="FILE", help="write the result to FILE (atomically) instead of stdout")
+    p.add_argument("--max-rows", type=int, default=100, help="rows shown by --format table (-1: all; default 100)")
+    p.set_defaults(func=cmd_audit)
+
+
+def _views_text(con: Any, root: str, detailed: bool) -> str:
+    """The views with their columns; `detailed` adds types and the files each reads."""
+    from .audit import describe_views, view_files
+
+    views = describe_views(con)
+    if not detailed:  # after an error: one compact line per view
+        return "".join(f"  {v}: {', '.join(c for c, _ in cols)}\n" for v, cols in views.items())
+    files = view_files(root)
+    lines = []
+    for view, cols in views.items():
+        fs = files.get(view, [])
+        shown = ", ".join(fs[:6]) + (" …" if len(fs) > 6 else "")
+        lines.append(f"{view}  ({len(fs)} file{'' if len(fs) == 1 else 's'}{': ' + shown if fs else ''})")
+        lines.append("    " + ", ".join(f"{c} {t}" for c, t in cols))
+    return "\n".join(lines) + "\n"
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import REPORTS, AuditError, open_audit, query
+
+    if args.list_reports:
+        width = max(len(n) for n in REPORTS)
+        for r in REPORTS.values():
+            print(f"{r.name:<{width}}  {r.description}")
+        return 0
+    if args.report and args.sql:
+        _err("audit: give either SQL or --report, not both")
+        return 2
+    if args.report:
+        if args.report not in REPORTS:
+            _err(f"audit: unknown report {args.report!r}; reports: {', '.join(REPORTS)}")
+            return 2
+        sql = REPORTS[args.report].sql
+    elif args.sql == "-":
+        sql = sys.stdin.read()
+    else:
+        sql = args.sql
+    if args.show_sql:
+        if not sql:
+            _err("audit: --show-sql needs SQL or --report NAME")
+            return 2
+        sys.stdout.write(sql if sql.endswith("\n") else sql + "\n")
+        return 0
+    if not sql and not args.views:
+        _err("audit: give a SQL query, --report NAME, --views or --list-reports")
+        return 2
+    try:
+        con = open_audit(args.root)
+    except AuditError as e:
+        _err(f"audit: {e}")
+        return 2
+    try:
+        if args.views:
+            sys.stdout.write(_views_text(con, args.root, detailed=True))
+            if not sql:
+                return 0
+        try:
+            rel = query(con, sql)
+            if rel is None:  # not a query with a result; cannot happen for read-only statements
+                return 0
+            _write_result(rel, args.format, args.output, args.max_rows)
+        except AuditError as e:
+            _err(f"audit: {e}")
+            sys.stderr.write("views:\n" + _views_text(con, args.root, detailed=False))
+            return 2
+        except Exception as e:  # noqa: BLE001 - a DuckDB error raised while fetching, or a bad --output
+            import duckdb
+
+            if not isinstance(e, (duckdb.Error, ValueError, OSError)):
+                raise
+            _err(f"audit: {e}")
+            if isinstance(e, duckdb.Error):
+                sys.stderr.write("views:\n" + _views_text(con, args.root, detailed=False))
+            return 2
+        return 0
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------- diff
+
+
+def _add_diff_parser(sub: argparse._SubParsersAction) -> None:
+    from .diff import DIFF_KEYS
+
+    p = sub.add_parser(
+        "diff",
+        help="row-level diff of a dataset between two iterations or two git revisions",
+        description=(
+            "Between iterations: --kind KIND --a IT --b IT (judgments, sft, dpo, eval). "
+            "Between revisions: --path FILE (or --kind KIND [--iteration IT]) --rev-a REV [--rev-b REV|workspace]; "
+            "old versions are read through DVC. Exit 0 identical, 1 different, 2 error."
+        ),
+    )
+    p.add_argument("--root", default=".", help="project root, the git/DVC repository (default: .)")
+    p.add_argument("--kind", choices=list(DIFF_KEYS), help="dataset kind")
+    p.add_argument("--a", metavar="IT", help="first iteration (or model folder for eval)")
+    p.add_argument("--b", metavar="IT", help="second iteration")
+    p.add_argument("--rev-a", metavar="REV", help="git revision of the old version")
+    p.add_argument("--rev-b", metavar="REV", default=None, help="git revision of the new version (default: workspace)")
+    p.add_argument("--path", help="output file relative to the root, e.g. data/it1/judgments.parquet")
+    p.add_argument("--iteration", metavar="IT", help="with --kind in revision mode: which iteration's file")
+    p.add_argument("--key", action="append", metavar="COL", help="key column (repeat for a composite key)")
+    p.add_argument("--ignore", action="append", default=[], metavar="COL", help="column not to compare (repeatable)")
+    p.add_argument(
+        "--compare-all", action="store_true", help="between iterations, also compare iteration/judge/seed/id columns"
+    )
+    p.add_argument("--sample", type=int, default=5, help="example rows shown per category (default 5)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=cmd_diff)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import WORKSPACE, DiffError, dataset_path, diff_iterations, diff_revisions, render_text
+
+    iter_mode = args.a is not None or args.b is not None
+    rev_mode = args.rev_a is not None or args.rev_b is not None or args.path is not None
+    try:
+        if iter_mode and rev_mode:
+            raise DiffError("use either --a/--b (iterations) or --rev-a/--rev-b (revisions), not both")
+        if iter_mode:
+            if not (args.a and args.b and args.kind):
+                raise DiffError("between iterations give --kind, --a and --b")
+            res = diff_iterations(
+                args.root, args.kind, args.a, args.b, key_cols=args.key, ignore=args.ignore,
+                compare_all=args.compare_all, sample=args.sample,
+            )
+        elif rev_mode:
+            if not args.rev_a:
+                raise DiffError("between revisions give --rev-a (and --rev-b, default workspace)")
+            rel = args.path or (dataset_path(args.kind, args.iteration) if args.kind else None)
+            if not rel:
+                raise DiffError("between revisions give --path FILE or --kind KIND [--iteration IT]")
+            res = diff_revisions(
+                args.root, rel, args.rev_a, args.rev_b or WORKSPACE, kind=args.kind, key_cols=args.key,
+                ignore=args.ignore, sample=args.sample,
+            )
+        else:
+            raise DiffError("nothing to compare: give --kind K --a IT --b IT, or --path FILE --rev-a REV")
+    except DiffError as e:
+        _err(f"diff: {e}")
+        return 2
+    if args.format == "json":
+        print(json.dumps(res.to_dict(), indent=2, default=str, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_text(res))
+    return 0 if res.identical else 1
+
+
+# ---------------------------------------------------------------- stage
+
+
+def _add_stage_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stage",
+        help="run one pipeline stage (what dvc.yaml calls)",
+        description="Run a pipeline stage: judgeloop stage NAME [--iteration IT] [--params FILE] [-v].",
+    )
+    p.add_argument("--root", default=".", help="project root to run in (default: .)")
+    p.add_argument("name", help="seed, prompts, pairs, judge, curate, validate, train, evaluate, report")
+    p.add_argument("stage_args", nargs=argparse.REMAINDER, help="passed to the stage: --iteration IT --params FILE -v")
+    p.set_defaults(func=cmd_stage)
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    import os
+
+    from .pipeline import STAGES, run_stage
+
+    # --root may also come after NAME; everything else belongs to the stage.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--root")
+    extra, rest = pre.parse_known_args(args.stage_args)
+    root = extra.root or args.root
+    if args.name not in STAGES:
+        _err(f"stage: unknown stage {args.name!r}; stages: {', '.join(STAGES)}")
+        return 2
+    if root != ".":
+        if not Path(root).is_dir():
+            _err(f"stage: --root {root}: not a directory")
+            return 2
+        os.chdir(root)  # stage paths are relative to the project root
+    return run_stage(args.name, rest)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="judgeloop",
+        description="Self-Taught Evaluator pipeline tools: SQL audit, dataset diff, pipeline stages.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    # One registration function per command, in the order `--help` lists them.
+    _add_audit_parser(sub)
+    _add_diff_parser(sub)
+    # `judge` (batch inference with a trained judge on a pairwise file) is
+    # registered here, between diff and stage, when it lands.
+    _add_stage_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (the console script passes it to sys.exit)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+        return int(e.code or 0)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:  # `judgeloop audit ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,413 @@
+"""Self-Rationalization (Trivedi et al. 2024): Likert judging against a rubric.
+
+The judge reads (instruction, response, rubric with descriptions for scores
+1..5, optional reference answer) and writes a rationale ending in
+`[RESULT] <1-5>`. Several judgments are sampled per item; DPO pairs are
+built from the model's own judgments: chosen = the score closest to gold,
+rejected = the farthest or an unparsed one. Ties among equally close
+judgments are broken by a seeded draw or by a meta-judge (the model
+comparing two rationales pairwise).
+
+Item sources: the rubric set shipped with judgeloop, Prometheus
+Feedback-Collection and BiGGen-Bench layouts (JSONL, Parquet or a `datasets`
+id), and a synthetic option that scores the pairs stage's responses against
+an instruction-following rubric (gold high for y_w, low for y_l: a weak,
+synthetic gold).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .backends import Backend, Request, Sampling
+from .loaders import InputError, read_jsonl, read_parquet_rows
+from .pairs import request_seed
+from .prompts import assign_split, split_u
+
+log = logging.getLogger(__name__)
+
+# -- items --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    item_id: str
+    instruction: str
+    response: str
+    reference_answer: str | None
+    criteria: str
+    descriptions: tuple[str, str, str, str, str]  # scores 1..5
+    gold_score: int
+    capability: str
+    source: str
+
+
+LAYOUTS: dict[str, dict[str, str]] = {
+    # our field -> the layout's field ("a.b" = nested)
+    "judgeloop": {
+        "id": "id", "instruction": "instruction", "response": "response", "reference_answer": "reference_answer",
+        "criteria": "criteria", "score": "gold_score", "capability": "capability", "rubric": "",
+    },
+    "prometheus": {  # Feedback-Collection
+        "id": "", "instruction": "orig_instruction", "response": "orig_response", "reference_answer": "orig_reference_answer",
+        "criteria": "orig_criteria", "score": "orig_score", "capability": "", "rubric": "orig_",
+    },
+    "biggen": {  # BiGGen-Bench with a response and a human score (results layout)
+        "id": "id", "instruction": "input", "response": "response", "reference_answer": "reference_answer",
+        "criteria": "score_rubric.criteria", "score": "human_score", "capability": "capability", "rubric": "score_rubric.",
+    },
+}
+
+
+def _get(row: dict[str, Any], dotted: str) -> Any:
+    cur: Any = row
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def rubric_rows(kind: str, path: str | None, hf_split: str = "train") -> tuple[str, list[dict[str, Any]]]:
+    if kind == "builtin":
+        p = Path(str(resources.files("judgeloop") / "data" / "rubrics.jsonl"))
+        return "builtin:rubrics.jsonl", read_jsonl(p)
+    if kind == "hf":
+        import datasets
+
+        try:
+            return str(path), [dict(r) for r in datasets.load_dataset(path, split=hf_split)]
+        except Exception as e:
+            raise InputError(f"hf dataset {path!r} (split {hf_split!r}): {e}") from None
+    p = Path(path or "")
+    return str(p), read_parquet_rows(p) if kind == "parquet" else read_jsonl(p)
+
+
+def parse_items(rows: list[dict[str, Any]], layout: str, where: str, name: str) -> list[RubricItem]:
+    f = LAYOUTS[layout]
+    if not rows:
+        raise InputError(f"{where}: no rows")
+    items, seen = [], set()
+    for i, row in enumerate(rows):
+        def need(field: str) -> Any:
+            key = f[field]
+            val = _get(row, key)
+            if val is None or (isinstance(val, str) and not val.strip()):
+                raise InputError(f"{where}: row {i}: field {key!r} missing or empty ({layout} layout)")
+            return val
+
+        descs = []
+        for k in range(1, 6):
+            key = f"{f['rubric']}score{k}_description"
+            d = _get(row, key)
+            if not isinstance(d, str) or not d.strip():
+                raise InputError(f"{where}: row {i}: field {key!r} missing or empty ({layout} layout)")
+            descs.append(d.strip())
+        raw_score = need("score")
+        try:
+            score = int(float(raw_score))
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: row {i}: field {f['score']!r} is not a number: {raw_score!r}") from None
+        if not 1 <= score <= 5:
+            raise InputError(f"{where}: row {i}: field {f['score']!r} must be 1..5, got {score}")
+        item_id = str(_get(row, f["id"]) if f["id"] and _get(row, f["id"]) is not None else i)
+        if item_id in seen:
+            raise InputError(f"{where}: row {i}: duplicate id {item_id!r}")
+        seen.add(item_id)
+        ref = _get(row, f["reference_answer"])
+        items.append(
+            RubricItem(
+                item_id=f"{name}:{item_id}",
+                instruction=str(need("instruction")),
+                response=str(need("response")),
+                reference_answer=str(ref) if isinstance(ref, str) and ref.strip() else None,
+                criteria=str(need("criteria")),
+                descriptions=tuple(descs),  # type: ignore[arg-type]
+                gold_score=score,
+                capability=str(_get(row, f["capability"]) or "") if f["capability"] else "",
+                source=name,
+            )
+        )
+    return items
+
+
+SYNTHETIC_CRITERIA = "Does the response answer exactly the instruction given, rather than a related but different request?"
+SYNTHETIC_DESCRIPTIONS = (
+    "The response addresses a different request; it does not answer the instruction.",
+    "The response is on the topic but mostly answers a different question.",
+    "The response partly answers the instruction but misses or changes a key requirement.",
+    "The response answers the instruction with minor omissions or errors.",
+    "The response answers exactly the instruction given, fully and correctly.",
+)
+
+
+def synthetic_items(pairs: list[dict[str, Any]], gold_w: int, gold_l: int) -> list[RubricItem]:
+    """Weak, synthetic gold: y_w (the answer to x) high, y_l (the answer to x') low."""
+    items = []
+    for p in pairs:
+        if p["gen_status"] != "ok":
+            continue
+        for tag, resp, gold in (("w", p["response_w"], gold_w), ("l", p["response_l"], gold_l)):
+            items.append(
+                RubricItem(f"synthetic:{p['pair_id']}:{tag}", p["instruction"], resp, None, SYNTHETIC_CRITERIA,
+                           SYNTHETIC_DESCRIPTIONS, gold, p.get("category") or "", "synthetic")
+            )
+    return items
+
+
+def split_items(items: list[RubricItem], seed: int, eval_fraction: float, fractions: dict[str, float]) -> dict[str, str]:
+    return {it.item_id: assign_split(split_u(it.item_id, seed), eval_fraction, list(fractions.items())) for it in items}
+
+
+# -- prompt and parsing ---------------------------------------------------------
+
+LIKERT_PROMPT = """You are grading one AI assistant response against a scoring rubric.
+
+Read the instruction, the response{ref_hint} and the rubric. Write a short rationale that checks the response against the rubric's criterion, pointing to specific strengths and mistakes. Then give a score from 1 to 5 that matches a rubric description. Judge only the criterion, not style you happen to like.
+
+End with the score in exactly this form: "[RESULT] N" where N is an integer from 1 to 5.
+
+[Instruction]
+{instruction}
+
+[Response]
+{response}
+{reference}
+[Rubric: {criteria}]
+Score 1: {d1}
+Score 2: {d2}
+Score 3: {d3}
+Score 4: {d4}
+Score 5: {d5}"""
+
+FORCED_SCORE_CONTINUATION = "\n\n[RESULT] "
+SCORES = ("1", "2", "3", "4", "5")
+
+
+def likert_messages(item: RubricItem) -> tuple[dict[str, str], ...]:
+    reference = f"\n[Reference answer (would score 5)]\n{item.reference_answer}\n" if item.reference_answer else ""
+    d = item.descriptions
+    text = LIKERT_PROMPT.format(
+        ref_hint=", the reference answer" if item.reference_answer else "",
+        instruction=item.instruction, response=item.response, reference=reference, criteria=item.criteria,
+        d1=d[0], d2=d[1], d3=d[2], d4=d[3], d5=d[4],
+    )
+    return ({"role": "user", "content": text},)
+
+
+_RESULT_RE = re.compile(r"\[RESULT\]\s*([^\s\]\[]*)")
+
+
+def parse_score(text: str, finish_reason: str = "stop") -> tuple[int | None, str]:
+    """(score, status): ok | none | truncated | multiple | out_of_range.
+
+    Repeating the same score is fine; two different scores are `multiple`.
+    A `[RESULT]` followed by anything but an integer 1..5 is `out_of_range`.
+    """
+    found = _RESULT_RE.findall(text)
+    if not found:
+        return None, "truncated" if finish_reason == "length" else "none"
+    values = []
+    for tok in found:
+        m = re.match(r"^(\d+)(?:\.0+)?[.,;:!)]*$", tok)
+        if not m or not 1 <= int(m.group(1)) <= 5:
+            return None, "out_of_range"
+        values.append(int(m.group(1)))
+    if len(set(values)) > 1:
+        return None, "multiple"
+    return values[0], "ok"
+
+
+def canonical_score_line(score: int) -> str:
+    return f"[RESULT] {score}"
+
+
+# -- judging ------------------------------------------------------------------------
+
+
+@dataclass
+class LikertJudged:
+    item_id: str
+    sample_idx: int
+    seed: int
+    text: str
+    score: int | None
+    parse_status: str
+    score_source: str | None  # parsed | forced
+    expected_score: float | None  # forced: sum of s * p(s) over 1..5
+    n_tokens: int
+    finish_reason: str
+
+
+def judge_likert(items: list[RubricItem], backend: Backend, sampling: Sampling, fallback: str, seed_key: str, desc: str) -> list[LikertJudged]:
+    """`sampling.n` judgments per item; forced fallback reads 1..5 from the next token."""
+    import math
+
+    reqs = []
+    for it in items:
+        key = f"{seed_key}:{it.item_id}"
+        s = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.n, request_seed(sampling.seed, key))
+        reqs.append(Request(key, likert_messages(it), s))
+    rows: list[LikertJudged] = []
+    for it, req, comps in zip(items, reqs, backend.generate(reqs, desc=desc)):
+        for c in comps:
+            score, status = parse_score(c.text, c.finish_reason)
+            rows.append(LikertJudged(it.item_id, c.sample_idx, req.sampling.seed, c.text, score, status,
+                                     "parsed" if score else None, None, c.n_tokens, c.finish_reason))
+    if fallback == "forced":
+        todo = [r for r in rows if r.score is None]
+        msgs = {r.request_id: r.messages for r in reqs}
+        if todo:
+            ctx = [(msgs[f"{seed_key}:{r.item_id}"], r.text.rstrip() + FORCED_SCORE_CONTINUATION) for r in todo]
+            for r, lp in zip(todo, backend.choice_logprobs(ctx, list(SCORES))):
+                m = max(lp.values())
+                p = {k: math.exp(v - m) for k, v in lp.items()}
+                z = sum(p.values())
+                r.expected_score = round(sum(int(k) * v / z for k, v in p.items()), 4)
+                if sampling.temperature > 0:
+                    t = sampling.temperature
+                    w = {k: math.exp((v - m) / t) for k, v in lp.items()}
+                    rng = random.Random(f"{r.seed}:{r.sample_idx}")
+                    r.score = int(rng.choices(list(w), weights=list(w.values()))[0])
+                else:
+                    r.score = int(max(p, key=p.get))
+                r.score_source = "forced"
+    n_parsed = sum(r.score_source == "parsed" for r in rows)
+    log.info("%s: %d judgments, %d parsed", desc, len(rows), n_parsed)
+    return rows
+
+
+# -- curation -----------------------------------------------------------------------
+
+
+def training_text(text: str, score: int | None, source: str | None) -> str:
+    if source == "forced" and score is not None:
+        return f"{text.rstrip()}\n\n{canonical_score_line(score)}"
+    return text
+
+
+def curate_likert(
+    judged: list[dict[str, Any]], items: dict[str, RubricItem], iteration: str, seed: int, pairs_per_input: int,
+    tie_break: str = "random", meta_judge: Any = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """(dpo rows, sft rows, funnel). Distance = |score - gold|; unparsed is the farthest."""
+    rng = random.Random(f"{seed}:{iteration}:likert")
+    by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for j in judged:
+        by_item[j["item_id"]].append(j)
+    funnel: dict[str, Any] = {"judgments": len(judged), "items": len(by_item), "no_contrast": 0, "no_parsed": 0,
+                              "ties_broken_random": 0, "ties_broken_meta_judge": 0}
+    dpo, sft = [], []
+    for item_id in sorted(by_item):
+        js = sorted(by_item[item_id], key=lambda j: j["judgment_id"])
+        dist = {j["judgment_id"]: (abs(j["score"] - j["gold_score"]) if j["score"] is not None else 99) for j in js}
+        best, worst = min(dist.values()), max(dist.values())
+        if best == 99:
+            funnel["no_parsed"] += 1
+            continue
+        if best == worst:
+            funnel["no_contrast"] += 1
+            continue
+        cands = [j for j in js if dist[j["judgment_id"]] == best]
+        losers = [j for j in js if dist[j["judgment_id"]] == worst]
+        if len(cands) > 1 and tie_break == "meta_judge" and meta_judge is not None:
+            chosen = meta_judge(items[item_id], cands)
+            funnel["ties_broken_meta_judge"] += 1
+        else:
+            chosen = rng.choice(cands)
+            funnel["ties_broken_random"] += len(cands) > 1
+        it = items[item_id]
+        prompt = likert_messages(it)[0]["content"]
+        for rej in rng.sample(losers, min(pairs_per_input, len(losers))):
+            dpo.append({
+                "example_id": f"{iteration}:dpo:{chosen['judgment_id']}|{rej['judgment_id']}",
+                "pair_id": item_id, "iteration": iteration, "order": "single", "prompt": prompt,
+                "chosen": training_text(chosen["text"], chosen["score"], chosen["score_source"]),
+                "rejected": training_text(rej["text"], rej["score"], rej["score_source"]),
+                "chosen_judgment_id": chosen["judgment_id"], "rejected_judgment_id": rej["judgment_id"],
+                "chosen_verdict": str(chosen["score"]), "rejected_verdict": None if rej["score"] is None else str(rej["score"]),
+                "rejected_reason": "unparsed" if rej["score"] is None else "farther_from_gold",
+            })
+        if best == 0:  # exact matches also make an SFT set (for sft_then_dpo)
+            sft.append({
+                "example_id": f"{iteration}:sft:{chosen['judgment_id']}", "pair_id": item_id, "iteration": iteration,
+                "order": "single", "judgment_id": chosen["judgment_id"], "verdict": str(chosen["score"]),
+                "verdict_source": chosen["score_source"], "prompt": prompt,
+                "completion": training_text(chosen["text"], chosen["score"], chosen["score_source"]),
+            })
+    funnel["dpo_pairs"], funnel["sft_exact"] = len(dpo), len(sft)
+    funnel["kept"] = len(dpo)
+    funnel["keep_rate_pairs"] = round(len({r["pair_id"] for r in dpo}) / max(1, len(by_item)), 4)
+    if not dpo:
+        funnel["empty_reason"] = "no item had judgments at different distances from the gold score"
+    log.info("likert curation %s: %s", iteration, funnel)
+    return dpo, sft, funnel
+
+
+META_PROMPT = """Two graders wrote a rationale for the same score of the same response. Which rationale justifies the score better, with specific and correct observations about the response and the rubric?
+
+[Instruction]
+{instruction}
+
+[Response]
+{response}
+
+[Rubric: {criteria}]
+
+[Rationale A]
+{a}
+
+[Rationale B]
+{b}
+
+End with "[[A]]" or "[[B]]"."""
+
+
+def make_meta_judge(backend: Backend, max_tokens: int = 64):
+    """Pairwise tie-break: a knockout over the tied rationales, greedy with a forced verdict."""
+    from .parsing import parse_verdict
+    from .templates import FORCED_VERDICT_CONTINUATION
+
+    def pick(item: RubricItem, cands: list[dict[str, Any]]) -> dict[str, Any]:
+        best = cands[0]
+        for other in cands[1:]:
+            msgs = ({"role": "user", "content": META_PROMPT.format(instruction=item.instruction, response=item.response,
+                                                                   criteria=item.criteria, a=best["text"], b=other["text"])},)
+            out = backend.generate([Request(f"meta:{best['judgment_id']}|{other['judgment_id']}", msgs, Sampling(0.0, 1.0, max_tokens, 1, 0))])[0][0]
+            v = parse_verdict(out.text, out.finish_reason).verdict
+            if v is None:
+                lp = backend.choice_logprobs([(msgs, out.text.rstrip() + FORCED_VERDICT_CONTINUATION)], ["A", "B"])[0]
+                v = "A" if lp["A"] >= lp["B"] else "B"
+            best = best if v == "A" else other
+        return best
+
+    return pick
+
+
+# -- evaluation -----------------------------------------------------------------------
+
+
+def likert_metrics(pred: list[int | None], gold: list[int], statuses: list[str]) -> dict[str, Any]:
+    """Correlations over items with a score; exact and within-1 over all (no score = miss)."""
+    from scipy import stats
+
+    n = len(gold)
+    pairs = [(p, g) for p, g in zip(pred, gold) if p is not None]
+    out: dict[str, Any] = {"n": n, "n_scored": len(pairs), "parse_rate": round(sum(s == "ok" for s in statuses) / n, 4) if n else None}
+    out["exact"] = round(sum(1 for p, g in zip(pred, gold) if p == g) / n, 4) if n else None
+    out["within_1"] = round(sum(1 for p, g in zip(pred, gold) if p is not None and abs(p - g) <= 1) / n, 4) if n else None
+    xs, ys = [p for p, _ in pairs], [g for _, g in pairs]
+    if len(pairs) >= 2 and len(set(xs)) > 1 and len(set(ys)) > 1:
+        out["pearson"] = round(float(stats.pearsonr(xs, ys).statistic), 4)
+        out["spearman"] = round(float(stats.spearmanr(xs, ys).statistic), 4)
+        out["kendall_tau"] = round(float(stats.kendalltau(xs, ys).statistic), 4)
+    else:  # undefined when either side is constant
+        out["pearson"] = out["spearman"] = out["kendall_tau"] = None
+    return out

@@ -1,0 +1,239 @@
+"""The `judgeloop` command line, driven through main([...]) on the synthetic project."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from judgeloop.audit import REPORTS
+from judgeloop.cli import main
+
+from test_audit import build_project
+from test_diff import dvc_repo  # noqa: F401 - a fixture shared with the diff tests
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> str:
+    return str(build_project(tmp_path / "proj"))
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------- audit
+
+
+def test_audit_table(capsys, root):
+    code, out, err = run(capsys, "audit", "--root", root, "SELECT iteration, count(*) AS n FROM judgments GROUP BY 1 ORDER BY 1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["iteration", "n"]
+    assert lines[2].split() == ["it1", "12"] and lines[3].split() == ["it2", "12"]
+    assert lines[-1] == "(2 rows)"
+
+
+def test_audit_max_rows(capsys, root):
+    code, out, _ = run(capsys, "audit", "--root", root, "--max-rows", "3", "SELECT judgment_id FROM judgments")
+    assert code == 0
+    assert len(out.splitlines()) == 2 + 3 + 1 and "more not shown" in out
+
+
+def test_audit_csv_and_json_to_stdout(capsys, root):
+    code, out, _ = run(capsys, "audit", "--root", root, "--format", "csv", "--report", "parse_failures")
+    assert code == 0
+    assert out.splitlines()[0] == '"iteration","parse_status","judgments","rate","forced_verdicts","example_ids","example_text"'
+    code, out, _ = run(capsys, "audit", "--root", root, "--format", "json", "--report", "funnel")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["iteration"] for r in rows] == ["it1", "it2", "it3"] and rows[0]["kept"] == 2
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet", "table"])
+def test_audit_output_file(capsys, root, tmp_path, fmt):
+    dest = tmp_path / "out" / f"result.{fmt}"
+    code, out, err = run(capsys, "audit", "--root", root, "--format", fmt, "--output", str(dest), "SELECT * FROM pairs ORDER BY pair_id")
+    assert code == 0, err
+    assert out == "" and f"wrote {dest}" in err
+    assert dest.exists() and not list(dest.parent.glob(".*.tmp"))  # atomic: no temp file left
+    if fmt == "parquet":
+        assert pq.read_table(dest).num_rows == 4
+    elif fmt == "json":
+        assert len(json.loads(dest.read_text())) == 4
+
+
+def test_audit_parquet_needs_output(capsys, root):
+    code, _, err = run(capsys, "audit", "--root", root, "--format", "parquet", "SELECT 1")
+    assert code == 2 and "--output" in err
+
+
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_audit_every_report(capsys, root, name):
+    code, out, err = run(capsys, "audit", "--root", root, "--report", name)
+    assert code == 0, err
+    assert "row" in out.splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", list(REPORTS))
+def test_audit_every_report_on_empty_project(capsys, tmp_path, name):
+    code, out, err = run(capsys, "audit", "--root", str(tmp_path), "--report", name)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "(0 rows)"
+
+
+def test_audit_show_sql(capsys, root):
+    code, out, _ = run(capsys, "audit", "--root", root, "--report", "length_bias", "--show-sql")
+    assert code == 0 and out == REPORTS["length_bias"].sql
+    # the printed SQL runs as is
+    code, out, err = run(capsys, "audit", "--root", root, out)
+    assert code == 0, err
+
+
+def test_audit_list_reports_and_views(capsys, root):
+    code, out, _ = run(capsys, "audit", "--list-reports")
+    assert code == 0 and all(name in out for name in REPORTS)
+    code, out, _ = run(capsys, "audit", "--root", root, "--views")
+    assert code == 0
+    assert "judgments  (3 files: data/it1/judgments.parquet, data/it2/judgments.parquet, data/it3/judgments.parquet)" in out
+    assert "dpo  (0 files)" in out and "judge_note VARCHAR" in out
+
+
+def test_audit_bad_query(capsys, root):
+    code, out, err = run(capsys, "audit", "--root", root, "SELECT no_such_column FROM judgments")
+    assert code == 2 and out == ""
+    assert "no_such_column" in err and "views:" in err and "  judgments: judgment_id, pair_id" in err
+    assert "Traceback" not in err
+    code, _, err = run(capsys, "audit", "--root", root, "SELEC 1")
+    assert code == 2 and "syntax error" in err.lower()
+
+
+@pytest.mark.parametrize(
+    "sql", ["COPY judgments TO 'stolen.csv'", "CREATE TABLE t AS SELECT 1", "ATTACH 'x.db' AS x", "SET threads = 1"]
+)
+def test_audit_refuses_writes(capsys, root, sql):
+    code, out, err = run(capsys, "audit", "--root", root, sql)
+    assert code == 2 and "read-only" in err
+    assert not (Path(root) / "stolen.csv").exists() and not (Path(root) / "x.db").exists()
+
+
+def test_audit_usage_errors(capsys, root, tmp_path):
+    assert run(capsys, "audit", "--root", root)[0] == 2
+    assert run(capsys, "audit", "--root", root, "--report", "nope")[0] == 2
+    assert run(capsys, "audit", "--root", root, "--report", "funnel", "SELECT 1")[0] == 2
+    code, _, err = run(capsys, "audit", "--root", str(tmp_path / "missing"), "SELECT 1")
+    assert code == 2 and "not a directory" in err
+
+
+def test_audit_sql_from_stdin(capsys, root, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("SELECT count(*) AS n FROM sft"))
+    code, out, _ = run(capsys, "audit", "--root", root, "-")
+    assert code == 0 and out.splitlines()[2].strip() == "2"
+
+
+# ---------------------------------------------------------------- diff
+
+
+def test_diff_identical_exit_0(capsys, root):
+    code, out, _ = run(capsys, "diff", "--root", root, "--kind", "judgments", "--a", "it1", "--b", "it1")
+    assert code == 0 and "IDENTICAL" in out
+
+
+def test_diff_different_exit_1(capsys, root):
+    code, out, _ = run(capsys, "diff", "--root", root, "--kind", "judgments", "--a", "it1", "--b", "it2")
+    assert code == 1
+    assert "added 4, removed 4, changed 5, unchanged 3" in out and "+ judge_note (VARCHAR)" in out
+
+
+def test_diff_json(capsys, root):
+    code, out, _ = run(capsys, "diff", "--root", root, "--kind", "eval", "--a", "it0", "--b", "it1", "--format", "json")
+    assert code == 1
+    res = json.loads(out)
+    assert res["identical"] is False and res["changed"] == 2 and res["key_cols"] == ["example_id"]
+
+
+def test_diff_custom_key_and_ignore(capsys, root):
+    code, out, _ = run(
+        capsys, "diff", "--root", root, "--kind", "eval", "--a", "it0", "--b", "it1",
+        "--ignore", "text", "--ignore", "verdict", "--ignore", "score", "--ignore", "parse_status", "--ignore", "verdict_source",
+    )
+    assert code == 0, out  # nothing else differs
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--kind", "sft", "--a", "it1", "--b", "it2"], "data/it2/sft.parquet: missing"),
+        (["--kind", "judgments", "--a", "it1", "--b", "it9"], "data/it9/judgments.parquet: missing"),
+        (["--kind", "pairs", "--a", "it1", "--b", "it2"], "one file for all iterations"),
+        (["--kind", "judgments", "--a", "it1"], "give --kind, --a and --b"),
+        (["--kind", "judgments", "--a", "it1", "--b", "it2", "--rev-a", "HEAD"], "not both"),
+        ([], "nothing to compare"),
+        (["--kind", "judgments", "--a", "it1", "--b", "it2", "--key", "pair_id"], "not unique"),
+        (["--kind", "judgments", "--rev-a", "HEAD"], "name one"),
+    ],
+)
+def test_diff_errors_exit_2(capsys, root, argv, message):
+    code, out, err = run(capsys, "diff", "--root", root, *argv)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_diff_revisions(capsys, dvc_repo):  # noqa: F811
+    r = str(dvc_repo)
+    code, out, _ = run(capsys, "diff", "--root", r, "--path", "data/it1/judgments.parquet", "--rev-a", "HEAD")
+    assert code == 1 and "changed 1" in out and "A->B 1" in out
+    code, out, _ = run(capsys, "diff", "--root", r, "--kind", "judgments", "--iteration", "it1", "--rev-a", "HEAD", "--rev-b", "HEAD")
+    assert code == 0 and "IDENTICAL" in out
+    code, _, err = run(capsys, "diff", "--root", r, "--path", "data/it1/judgments.parquet", "--rev-a", "v9.9")
+    assert code == 2 and "data/it1/judgments.parquet@v9.9" in err
+
+
+# ---------------------------------------------------------------- stage and entry point
+
+
+def test_stage_forwards_to_run_stage(capsys, monkeypatch, tmp_path):
+    import judgeloop.pipeline as pipeline
+
+    calls = []
+
+    def fake(name, argv):
+        calls.append((name, argv, Path.cwd()))
+        return 0
+
+    monkeypatch.setattr(pipeline, "run_stage", fake)
+    monkeypatch.chdir(tmp_path)
+    assert main(["stage", "judge", "--iteration", "it1", "--params", "p.yaml"]) == 0
+    assert calls[-1][:2] == ("judge", ["--iteration", "it1", "--params", "p.yaml"])
+    other = tmp_path / "other"
+    other.mkdir()
+    assert main(["stage", "curate", "--root", str(other), "--iteration", "it2"]) == 0
+    assert calls[-1] == ("curate", ["--iteration", "it2"], other)
+
+
+def test_stage_unknown(capsys):
+    code, _, err = run(capsys, "stage", "nope")
+    assert code == 2 and "unknown stage" in err
+
+
+def test_usage(capsys):
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    assert "audit" in capsys.readouterr().out
+
+
+def test_console_script_exit_status(root):
+    exe = Path(sys.executable).with_name("judgeloop")
+    if not exe.exists():
+        pytest.skip("console script not installed")
+    p = subprocess.run([str(exe), "diff", "--root", root, "--kind", "judgments", "--a", "it1", "--b", "it2"], capture_output=True, text=True)
+    assert p.returncode == 1 and "DIFFERENT" in p.stdout
+    p = subprocess.run([str(exe), "audit", "--root", root, "DROP VIEW judgments"], capture_output=True, text=True)
+    assert p.returncode == 2 and "read-only" in p.stderr

@@ -1,0 +1,145 @@
+"""Self-Rationalization pieces: loaders, [RESULT] parsing, curation, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from judgeloop.likert import (
+    RubricItem,
+    curate_likert,
+    likert_metrics,
+    parse_items,
+    parse_score,
+    rubric_rows,
+    synthetic_items,
+    training_text,
+)
+from judgeloop.loaders import InputError
+
+DESCS = {f"score{k}_description": f"desc {k}" for k in range(1, 6)}
+
+
+@pytest.mark.parametrize(
+    "text,finish,expected",
+    [
+        ("Good answer. [RESULT] 4", "stop", (4, "ok")),
+        ("[RESULT]5", "stop", (5, "ok")),
+        ("Feedback... [RESULT] 3.", "stop", (3, "ok")),
+        ("[RESULT] 2 ... to repeat: [RESULT] 2", "stop", (2, "ok")),
+        ("[RESULT] 2 no wait [RESULT] 4", "stop", (None, "multiple")),
+        ("[RESULT] 6", "stop", (None, "out_of_range")),
+        ("[RESULT] 0", "stop", (None, "out_of_range")),
+        ("[RESULT] four", "stop", (None, "out_of_range")),
+        ("[RESULT] 3.5", "stop", (None, "out_of_range")),
+        ("I think it deserves a 4", "stop", (None, "none")),
+        ("The response is", "length", (None, "truncated")),
+    ],
+)
+def test_parse_score(text, finish, expected):
+    assert parse_score(text, finish) == expected
+
+
+def test_builtin_rubrics_load_with_spread_gold():
+    where, rows = rubric_rows("builtin", None)
+    items = parse_items(rows, "judgeloop", where, "builtin")
+    assert len(items) >= 60
+    golds = [i.gold_score for i in items]
+    assert all(golds.count(g) >= 10 for g in range(1, 6))
+    assert len({i.item_id for i in items}) == len(items)
+
+
+def test_prometheus_layout(tmp_path):
+    row = {"orig_instruction": "q", "orig_response": "r", "orig_reference_answer": "ref", "orig_criteria": "c",
+           "orig_score": "4", **{f"orig_{k}": v for k, v in DESCS.items()}}
+    p = tmp_path / "fc.jsonl"
+    p.write_text(json.dumps(row) + "\n")
+    where, rows = rubric_rows("jsonl", str(p))
+    (item,) = parse_items(rows, "prometheus", where, "fc")
+    assert item.gold_score == 4 and item.reference_answer == "ref" and item.descriptions[4] == "desc 5"
+    assert item.item_id == "fc:0"
+
+
+def test_biggen_layout_nested_rubric(tmp_path):
+    row = {"id": "b1", "capability": "reasoning", "input": "q", "response": "r", "reference_answer": None,
+           "human_score": 2, "score_rubric": {"criteria": "c", **DESCS}}
+    (item,) = parse_items([row], "biggen", "mem", "bg")
+    assert item.item_id == "bg:b1" and item.gold_score == 2 and item.reference_answer is None and item.capability == "reasoning"
+
+
+@pytest.mark.parametrize("bad,msg", [({"human_score": 7}, "must be 1..5"), ({"human_score": "x"}, "not a number"),
+                                     ({"input": ""}, "'input' missing or empty")])
+def test_layout_errors_name_row_and_field(bad, msg):
+    row = {"id": "b1", "input": "q", "response": "r", "human_score": 2, "score_rubric": {"criteria": "c", **DESCS}} | bad
+    with pytest.raises(InputError, match=msg) as e:
+        parse_items([row], "biggen", "file.jsonl", "bg")
+    assert "file.jsonl: row 0" in str(e.value)
+
+
+def test_missing_rubric_description():
+    row = {"id": "b1", "input": "q", "response": "r", "human_score": 2, "score_rubric": {"criteria": "c"}}
+    with pytest.raises(InputError, match="score_rubric.score1_description"):
+        parse_items([row], "biggen", "f", "bg")
+
+
+def test_synthetic_items_gold_high_for_w_low_for_l():
+    pairs = [{"pair_id": "p", "gen_status": "ok", "instruction": "x", "response_w": "w", "response_l": "l", "category": "math"},
+             {"pair_id": "q", "gen_status": "unparsed", "instruction": "x", "response_w": "w", "response_l": None, "category": ""}]
+    items = synthetic_items(pairs, 5, 1)
+    assert [(i.item_id, i.gold_score) for i in items] == [("synthetic:p:w", 5), ("synthetic:p:l", 1)]
+
+
+ITEM = RubricItem("i", "q", "r", None, "c", ("1", "2", "3", "4", "5"), 4, "", "t")
+
+
+def J(idx: int, score: int | None, source: str | None = "parsed", item: str = "i", gold: int = 4):
+    return {"judgment_id": f"it1:{item}:{idx}", "item_id": item, "score": score, "gold_score": gold,
+            "score_source": source if score else None, "text": f"rationale {idx}" + (f" [RESULT] {score}" if source == "parsed" and score else "")}
+
+
+def test_curation_chosen_closest_rejected_farthest_or_unparsed():
+    js = [J(0, 4), J(1, 2), J(2, 3), J(3, None, None)]
+    dpo, sft, funnel = curate_likert(js, {"i": ITEM}, "it1", 0, pairs_per_input=1)
+    (row,) = dpo
+    assert row["chosen_judgment_id"] == "it1:i:0"
+    assert row["rejected_judgment_id"] == "it1:i:3" and row["rejected_reason"] == "unparsed"  # unparsed is the farthest
+    assert len(sft) == 1 and sft[0]["verdict"] == "4"
+
+
+def test_curation_no_contrast_and_all_unparsed():
+    items = {"i": ITEM, "k": ITEM}
+    js = [J(0, 3), J(1, 5)] + [J(0, None, None, item="k"), J(1, None, None, item="k")]  # equal distance; none parsed
+    dpo, sft, funnel = curate_likert(js, items, "it1", 0, pairs_per_input=1)
+    assert dpo == [] and funnel["no_contrast"] == 1 and funnel["no_parsed"] == 1 and "empty_reason" in funnel
+
+
+def test_curation_ties_broken_by_seeded_draw_or_meta_judge():
+    js = [J(0, 4), J(1, 4), J(2, 4), J(3, 1)]
+    picks = {curate_likert(js, {"i": ITEM}, "it1", s, 1)[0][0]["chosen_judgment_id"] for s in range(12)}
+    assert len(picks) > 1
+    dpo, _, funnel = curate_likert(js, {"i": ITEM}, "it1", 0, 1, tie_break="meta_judge", meta_judge=lambda item, c: c[-1])
+    assert dpo[0]["chosen_judgment_id"] == "it1:i:2" and funnel["ties_broken_meta_judge"] == 1
+
+
+def test_forced_score_gets_canonical_line():
+    assert training_text("why", 3, "forced") == "why\n\n[RESULT] 3"
+    assert training_text("why [RESULT] 3", 3, "parsed") == "why [RESULT] 3"
+
+
+def test_metrics_hand_computed():
+    pred, gold = [1, 2, 3, 4, 5], [1, 3, 2, 4, 5]
+    m = likert_metrics(pred, gold, ["ok"] * 5)
+    # pearson: dx=[-2,-1,0,1,2], dy=[-2,0,-1,1,2]: cov=4+0+0+1+4=9, var=10 each -> 0.9
+    assert m["pearson"] == pytest.approx(0.9)
+    assert m["spearman"] == pytest.approx(0.9)  # no ties: ranks = values
+    # kendall: 10 pairs, one discordant (2,3 vs 3,2) -> (9 - 1) / 10
+    assert m["kendall_tau"] == pytest.approx(0.8)
+    assert m["exact"] == pytest.approx(0.6) and m["within_1"] == pytest.approx(1.0) and m["parse_rate"] == 1.0
+
+
+def test_metrics_unscored_and_constant():
+    m = likert_metrics([None, 3, 3], [1, 3, 4], ["none", "ok", "ok"])
+    assert m["n_scored"] == 2 and m["exact"] == pytest.approx(1 / 3, abs=1e-4) and m["within_1"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["pearson"] is None  # predictions constant: correlation undefined, not 0
+    assert m["parse_rate"] == pytest.approx(2 / 3, abs=1e-4)
