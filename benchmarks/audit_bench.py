@@ -65,7 +65,7 @@ def _text_pool(seed: int = 0) -> list[str]:
     return out
 
 
-def generate(root: Path, rows: int, iterations: int, samples: int) -> dict[str, Any]:
+def generate(root: Path, rows: int, iterations: int, samples: int, row_group_size: int = 1 << 20) -> dict[str, Any]:
     """Write data/, metrics/ under root; returns what was generated."""
     n_pairs = max(1, rows // (iterations * 2 * samples))
     per_iter = n_pairs * 2 * samples
@@ -89,7 +89,7 @@ def generate(root: Path, rows: int, iterations: int, samples: int) -> dict[str, 
             FROM range({n_pairs}) t(p)
             JOIN pool w ON w.idx = hash(p, 1) % {POOL}
             JOIN pool l ON l.idx = hash(p, 2) % {POOL}
-        ) TO '{root}/data/pairs.parquet' (FORMAT parquet, COMPRESSION zstd)"""
+        ) TO '{root}/data/pairs.parquet' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group_size})"""
     )
     for k in range(1, iterations + 1):
         it = f"it{k}"
@@ -140,7 +140,7 @@ def generate(root: Path, rows: int, iterations: int, samples: int) -> dict[str, 
                        CASE WHEN "order" = 'wl' THEN {len_w} ELSE {len_l} END AS len_a,
                        CASE WHEN "order" = 'wl' THEN {len_l} ELSE {len_w} END AS len_b
                 FROM v JOIN pool ON pool.idx = v.t
-            ) TO '{d}/judgments.parquet' (FORMAT parquet, COMPRESSION zstd)"""
+            ) TO '{d}/judgments.parquet' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group_size})"""
         )
         # SFT: one correct judgment per pair and order (lowest sample), two thirds of the groups.
         con.execute(
@@ -150,7 +150,7 @@ def generate(root: Path, rows: int, iterations: int, samples: int) -> dict[str, 
                 FROM read_parquet('{d}/judgments.parquet')
                 WHERE correct AND hash(pair_id, "order", 7) % 3 <> 0
                 QUALIFY row_number() OVER (PARTITION BY pair_id, "order" ORDER BY sample_idx) = 1
-            ) TO '{d}/sft.parquet' (FORMAT parquet, COMPRESSION zstd)"""
+            ) TO '{d}/sft.parquet' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group_size})"""
         )
         j, c, nv, pairs_j = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE correct), count(*) FILTER (WHERE verdict IS NULL), count(DISTINCT pair_id) "
@@ -363,15 +363,19 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return best, out
 
 
-def run(rows: int, iterations: int, samples: int, repeat: int, workdir: Path | None, keep: bool, skip_pandas: bool) -> dict[str, Any]:
+def run(
+    rows: int, iterations: int, samples: int, repeat: int, workdir: Path | None, keep: bool, skip_pandas: bool,
+    row_group_size: int = 1 << 20,
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="judgeloop-bench-", dir=workdir))
     try:
         t0 = time.perf_counter()
-        info = generate(tmp, rows, iterations, samples)
+        info = generate(tmp, rows, iterations, samples, row_group_size)
         gen_s = time.perf_counter() - t0
         size = sum(f.stat().st_size for f in tmp.rglob("*.parquet"))
         print(f"generated {info['judgments']:,} judgments ({info['pairs']:,} pairs x 2 orders x {samples} samples x "
-              f"{iterations} iterations), {size / 1e6:.0f} MB of Parquet in {gen_s:.1f} s under {tmp}", flush=True)
+              f"{iterations} iterations), {size / 1e6:.0f} MB of Parquet (row groups of {row_group_size:,} rows) "
+              f"in {gen_s:.1f} s under {tmp}", flush=True)
 
         pandas_side = PandasReports(tmp)
         results = []
@@ -404,7 +408,7 @@ def run(rows: int, iterations: int, samples: int, repeat: int, workdir: Path | N
         print(f"  diff: judgeloop {j_s:.2f} s" + (f", pandas {p_s:.2f} s, same counts: {match}" if p_s is not None else ""), flush=True)
         return {
             "rows": info["judgments"], "requested_rows": rows, "pairs": info["pairs"], "iterations": iterations, "samples": samples,
-            "parquet_mb": round(size / 1e6, 1), "generate_s": round(gen_s, 2), "repeat": repeat, "results": results,
+            "row_group_size": row_group_size, "parquet_mb": round(size / 1e6, 1), "generate_s": round(gen_s, 2), "repeat": repeat, "results": results,
         }
     finally:
         if keep:
@@ -433,13 +437,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--samples", type=int, default=4, help="samples per pair and order")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
+    ap.add_argument(
+        "--row-group-size", type=int, default=1 << 20,
+        help="Parquet row group size (default 1Mi rows: what pyarrow, hence judgeloop.io.write_parquet, writes). "
+        "DuckDB scans one row group per thread, so files of fewer rows are read single-threaded",
+    )
     ap.add_argument("--workdir", type=Path, help="where to put the temporary project (default: the system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     ap.add_argument("--skip-pandas", action="store_true")
     ap.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "audit_bench.json")
     args = ap.parse_args(argv)
 
-    report = run(args.rows, args.iterations, args.samples, args.repeat, args.workdir, args.keep, args.skip_pandas)
+    report = run(
+        args.rows, args.iterations, args.samples, args.repeat, args.workdir, args.keep, args.skip_pandas, args.row_group_size
+    )
     report["machine"] = {
         "platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
         "duckdb": duckdb.__version__, "pandas": pd.__version__, "duckdb_threads": duckdb.connect().execute("SELECT current_setting('threads')").fetchall()[0][0],

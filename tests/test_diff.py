@@ -232,3 +232,9 @@ def test_revision_errors_name_file_and_rev(dvc_repo):
         diff_revisions(dvc_repo, "data/it1/judgments.parquet", "no-such-rev")
     with pytest.raises(DiffError, match=r"data/it9/judgments.parquet@HEAD"):
         diff_revisions(dvc_repo, "data/it9/judgments.parquet", "HEAD")
+
+
+def test_null_keys_are_an_error(it1):
+    b = _set(it1, "pair_id", 0, None)
+    with pytest.raises(DiffError, match="NULL in the key"):
+        diff_datasets("judgments", it1, b)

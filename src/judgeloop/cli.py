@@ -84,7 +84,9 @@ def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None
     from .io import atomic_path
 
     columns, types = list(rel.columns), [str(t) for t in rel.types]
-    if fmt == "table":
+    if fmt == "table" and columns == ["explain_key", "explain_value"]:
+        text = "".join(str(v) + "\n" for _, v in rel.fetchall())  # EXPLAIN: the plan as DuckDB draws it
+    elif fmt == "table":
         rows = rel.limit(max_rows + 1).fetchall() if max_rows >= 0 else rel.fetchall()
         more = max_rows >= 0 and len(rows) > max_rows
         text = format_table(columns, types, rows[:max_rows] if more else rows, more)

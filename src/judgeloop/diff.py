@@ -147,7 +147,13 @@ def _same(x: Any, y: Any) -> bool:
 
 
 def _check_unique(con: duckdb.DuckDBPyConnection, name: str, label: str, keys: list[str]) -> None:
+    """The key must identify rows: no NULLs (so plain `=` joins, which DuckDB can
+    push into the Parquet scans, are exact) and no duplicates."""
     k = ", ".join(_q(c) for c in keys)
+    any_null = " OR ".join(f"{_q(c)} IS NULL" for c in keys)
+    nulls = con.execute(f"SELECT count(*) FILTER (WHERE {any_null}) FROM {_q(name)}").fetchall()[0][0]
+    if nulls:
+        raise DiffError(f"{label}: {nulls} rows have a NULL in the key ({', '.join(keys)}); pass --key")
     found = con.execute(f"SELECT {k}, count(*) AS n FROM {_q(name)} GROUP BY ALL HAVING count(*) > 1 LIMIT 1").fetchall()
     if found:
         dup = found[0]
@@ -206,6 +212,13 @@ def diff_datasets(
         con.close()
 
 
+def _verdicts(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, int]:
+    rows = con.execute(
+        f"SELECT coalesce(CAST(verdict AS VARCHAR), '(null)') AS v, count(*) FROM {_q(name)} GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return {v: n for v, n in rows}
+
+
 def _main_pass(con: duckdb.DuckDBPyConnection, res: DiffResult, cols_a: dict, cols_b: dict, sample: int) -> None:
     """Everything but the sample values in one scan of each side and one full outer join.
 
@@ -236,7 +249,7 @@ def _main_pass(con: duckdb.DuckDBPyConnection, res: DiffResult, cols_a: dict, co
             exprs.append(f"CAST(verdict AS VARCHAR) AS {side}v")
         return ", ".join(exprs)
 
-    on = " AND ".join(f"ak{i} IS NOT DISTINCT FROM bk{i}" for i in range(len(keys)))
+    on = " AND ".join(f"ak{i} = bk{i}" for i in range(len(keys)))
     # Per-row flags first (c<i>: column i changed in a matched row), so each
     # aggregate below is a cheap count over a boolean or a nullable column.
     flags = [f"a_in AND b_in AND ah{idx[c]} IS DISTINCT FROM bh{idx[c]} AS c{idx[c]}" for c in res.compared_columns]
@@ -255,13 +268,22 @@ def _main_pass(con: duckdb.DuckDBPyConnection, res: DiffResult, cols_a: dict, co
             aggs.append((f"present_{side}:{c}", f"count({side}h{idx[c]})"))
             if _is_text(t):
                 aggs.append((f"len_{side}:{c}", f"avg({side}l{idx[c]})"))
-        if "verdict" in cols:
-            aggs.append((f"verdicts_{side}", f"histogram(coalesce({side}v, '(null)')) FILTER (WHERE {side}_in)"))
+    transitions: list[tuple[Any, Any]] = []
     if "verdict" in res.compared_columns:
-        aggs.append((
-            "transitions",
-            "histogram(coalesce(av, 'null') || '->' || coalesce(bv, 'null')) FILTER (WHERE a_in AND b_in AND av IS DISTINCT FROM bv)",
-        ))
+        # Verdict distributions: a narrow scan of one column each (cheap in Parquet).
+        res.verdicts_a, res.verdicts_b = _verdicts(con, "src_a"), _verdicts(con, "src_b")
+        values = [None if v == "(null)" else v for v in dict.fromkeys([*res.verdicts_a, *res.verdicts_b])]
+        if len(values) <= 12:  # a verdict scale, not free text: count each transition in this pass
+            transitions = [(x, y) for x in values for y in values if x != y]
+    else:
+        if "verdict" in cols_a:
+            res.verdicts_a = _verdicts(con, "src_a")
+        if "verdict" in cols_b:
+            res.verdicts_b = _verdicts(con, "src_b")
+    for x, y in transitions:
+        cx = "av IS NULL" if x is None else f"av = {_lit(str(x))}"
+        cy = "bv IS NULL" if y is None else f"bv = {_lit(str(y))}"
+        aggs.append((f"tr:{x or 'null'}->{y or 'null'}", f"count(*) FILTER (WHERE a_in AND b_in AND {cx} AND {cy})"))
     if sample > 0:
         # The `sample` smallest keys of each kind of difference, in the same pass.
         ka = "struct_pack(" + ", ".join(f"k{i} := ak{i}" for i in range(len(keys))) + ")"
@@ -283,9 +305,8 @@ def _main_pass(con: duckdb.DuckDBPyConnection, res: DiffResult, cols_a: dict, co
     res.removed, res.added, res.changed = row["removed"], row["added"], row["changed"]
     res.unchanged = res.rows_a - res.removed - res.changed
     res.column_changes = {c: row[f"chg:{c}"] for c in res.compared_columns if row[f"chg:{c}"]}
-    res.verdict_transitions = {k: int(v) for k, v in sorted((row.get("transitions") or {}).items(), key=lambda kv: -kv[1])}
-    res.verdicts_a = {k: int(v) for k, v in sorted((row.get("verdicts_a") or {}).items())}
-    res.verdicts_b = {k: int(v) for k, v in sorted((row.get("verdicts_b") or {}).items())}
+    tr = {k[3:]: v for k, v in row.items() if k.startswith("tr:") and v}
+    res.verdict_transitions = dict(sorted(tr.items(), key=lambda kv: (-kv[1], kv[0])))
     for c in columns:
         entry: dict[str, Any] = {"column": c}
         for side, cols, n_rows in (("a", cols_a, res.rows_a), ("b", cols_b, res.rows_b)):
@@ -299,22 +320,41 @@ def _main_pass(con: duckdb.DuckDBPyConnection, res: DiffResult, cols_a: dict, co
             res.samples[what].append({k: s[f"k{i}"] for i, k in enumerate(keys)})
 
 
+def _sql_literal(v: Any) -> str | None:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return _lit(v)
+    return None  # other types: no literal, use a registered table
+
+
 def _changed_values(con: duckdb.DuckDBPyConnection, res: DiffResult) -> None:
     """Fetch both versions of the few sampled changed rows and name what changed."""
-    import pyarrow as pa
-
     keys = res.key_cols
-    wanted = [s for s in res.samples["changed"]]
-    con.register("__sample_keys", pa.Table.from_pylist(wanted))
-    on = " AND ".join(f"t.{_q(k)} IS NOT DISTINCT FROM s.{_q(k)}" for k in keys)
+    wanted = [tuple(s[k] for k in keys) for s in res.samples["changed"]]
+    lits = [[_sql_literal(v) for v in row] for row in wanted]
+    names = ", ".join(f"s{i}" for i in range(len(keys)))
+    if all(x is not None for row in lits for x in row):
+        # A literal VALUES list lets DuckDB push the keys' min/max into the
+        # Parquet scan and skip row groups, instead of re-reading whole files.
+        values = ", ".join("(" + ", ".join(row) + ")" for row in lits)
+        keyset = f"(VALUES {values}) s({names})"
+    else:
+        import pyarrow as pa
+
+        con.register("__sample_keys", pa.table({f"s{i}": [r[i] for r in wanted] for i in range(len(keys))}))
+        keyset = "__sample_keys s"
+    on = " AND ".join(f"t.{_q(k)} = s.s{i}" for i, k in enumerate(keys))
     cols = ", ".join(_q(c) for c in [*keys, *res.compared_columns])
     found = {}
     for side in ("src_a", "src_b"):
-        rows = con.execute(f"SELECT {cols} FROM {side} t SEMI JOIN __sample_keys s ON {on}").fetchall()
+        rows = con.execute(f"SELECT {cols} FROM {side} t SEMI JOIN {keyset} ON {on}").fetchall()
         found[side] = {tuple(r[: len(keys)]): r[len(keys):] for r in rows}
-    con.unregister("__sample_keys")
-    for entry in res.samples["changed"]:
-        k = tuple(entry[c] for c in keys)
+    for entry, k in zip(res.samples["changed"], wanted):
         va, vb = found["src_a"].get(k), found["src_b"].get(k)
         changes = {}
         if va is not None and vb is not None:
