@@ -249,10 +249,36 @@ def test_missing_kind_is_an_empty_view_with_schema_columns(con):
 def test_empty_project_has_every_view(tmp_path):
     c = open_audit(tmp_path)
     views = describe_views(c)
-    assert set(views) == {"prompts", "pairs", "judgments", "sft", "dpo", "eval", "curation"}
+    assert set(views) == {"prompts", "pairs", "rubrics", "judgments", "sft", "dpo", "eval", "curation"}
     assert "len_a" in dict(views["judgments"])
     for name in REPORTS:
         assert run_report(c, name).fetchall() == []
+    c.close()
+
+
+def likert_table(it: str, scores: list[int | None]) -> pa.Table:
+    rows = [
+        {
+            "judgment_id": f"{it}:i{k}:0", "item_id": f"i{k}", "iteration": it, "judge_model": "models/it1",
+            "judge_hash": "h", "sample_idx": 0, "seed": k, "sampling": "{}", "text": f"Score: {sc}", "score": sc,
+            "parse_status": "ok" if sc else "none", "score_source": "parsed" if sc else None, "expected_score": None,
+            "gold_score": 3, "n_tokens": 5, "finish_reason": "stop",
+        }
+        for k, sc in enumerate(scores)
+    ]
+    return to_table("likert_judgments", rows)
+
+
+def test_likert_iteration_unions_and_stays_out_of_pairwise_reports(project):
+    write_parquet(likert_table("it4", [3, 5, None]), project / "data" / "it4" / "judgments.parquet")
+    c = open_audit(project)
+    got = query(c, "SELECT iteration, count(item_id), count(score), count(pair_id) FROM judgments GROUP BY 1 ORDER BY 1").fetchall()
+    assert got[-1] == ("it4", 3, 2, 0) and got[0] == ("it1", 0, 0, 12)
+    for name in ("position_bias", "sample_agreement", "length_bias", "keep_rate_by_category"):
+        assert "it4" not in {r[0] for r in run_report(c, name).fetchall()}, name
+    parse = {(r[0], r[1]): r[2] for r in run_report(c, "parse_failures").fetchall()}
+    assert parse[("it4", "none")] == 1 and parse[("it4", "ok")] == 2  # parse failures are for both methods
+    assert [r[:2] for r in run_report(c, "verdict_change").fetchall()] == [("it1", "it2")]
     c.close()
 
 
@@ -449,7 +475,10 @@ def test_verdict_change_without_overlap_reports_zero(tmp_path):
 
 
 def test_keep_rate_by_category(con):
-    got = {(r["iteration"], r["category"]): (r["judged_pairs"], r["kept_pairs"], r["keep_rate"]) for r in rows(run_report(con, "keep_rate_by_category"))}
+    got = {
+        (r["iteration"], r["category"]): (r["judged_pairs"], r["kept_pairs"], r["keep_rate"])
+        for r in rows(run_report(con, "keep_rate_by_category"))
+    }
     assert got[("it1", "(all)")] == (3, 2, 0.6667)
     assert got[("it1", "math")] == (2, 2, 1.0)
     assert got[("it1", "code")] == (1, 0, 0.0)
@@ -489,4 +518,17 @@ def test_reports_on_an_empty_iteration_only(tmp_path):
             assert len(got) == 1
         else:
             assert got == []
+    c.close()
+
+
+def test_reports_match_an_independent_pandas_implementation(tmp_path):
+    """Cross-check every canned report against the benchmark's pandas versions on random data."""
+    bench = pytest.importorskip("benchmarks.audit_bench", reason="run from the repository root (python -m pytest)")
+    bench.generate(tmp_path, rows=3000, iterations=3, samples=3, row_group_size=500)
+    c = open_audit(tmp_path)
+    theirs = bench.PandasReports(tmp_path)
+    for name, (keys, values) in bench.CHECKS.items():
+        ours = run_report(c, name).to_arrow_table().to_pandas()
+        assert len(ours) > 0, name
+        assert bench.same_numbers(ours, getattr(theirs, name)(), keys, values), name
     c.close()

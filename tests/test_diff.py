@@ -23,7 +23,7 @@ from judgeloop.diff import (
 from judgeloop.io import write_parquet
 from judgeloop.schemas import to_table
 
-from test_audit import IT1, build_project, judgments_table
+from test_audit import IT1, build_project, judgments_table, likert_table
 
 
 def _set(table: pa.Table, col: str, idx: int, value) -> pa.Table:
@@ -170,6 +170,15 @@ def test_iterations_errors(tmp_path):
         diff_iterations(root, "sft", "it1", "it2")
     with pytest.raises(DiffError, match="one file for all iterations"):
         diff_iterations(root, "pairs", "it1", "it2")
+
+
+def test_likert_iterations_use_item_keys(tmp_path):
+    root = build_project(tmp_path / "p")
+    write_parquet(likert_table("it4", [3, 5, None]), root / "data" / "it4" / "judgments.parquet")
+    write_parquet(likert_table("it5", [3, 4, 2]), root / "data" / "it5" / "judgments.parquet")
+    res = diff_iterations(root, "judgments", "it4", "it5")
+    assert res.key_cols == ["item_id", "sample_idx"]
+    assert (res.changed, res.column_changes["score"]) == (2, 2)
 
 
 def test_iterations_with_an_empty_iteration(tmp_path):

@@ -81,3 +81,39 @@ def test_forced_fallback_on_real_model(backend):
     none = judge_items(items, backend, Sampling(0.0, 1.0, 8, 1, 0), "none", seed_key="t")
     for j in none:
         assert (j.verdict is None) == (j.parse_status != "ok") and (j.correct is None) == (j.verdict is None)
+
+
+def test_judge_cli_on_llmbar_file(seed_model, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    from judgeloop.cli import main
+
+    data = tmp_path / "mini.json"
+    data.write_text(json.dumps([
+        {"input": "What is 2 + 2?", "output_1": "4", "output_2": "5", "label": 1},
+        {"input": "Name a primary colour.", "output_1": "Green.", "output_2": "Red.", "label": 2},
+    ]))
+    out = tmp_path / "judged.parquet"
+    code = main(["judge", str(data), "--format", "llmbar", "--model", str(seed_model), "--output", str(out), "--max-tokens", "8"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "parse_rate" in printed
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 4 and {r["order"] for r in rows} == {"wl", "lw"}
+    assert all(r["verdict"] in ("A", "B") and r["score"] in (0.0, 1.0) for r in rows)
+
+
+def test_majority_vote_and_rewardbench_scoring_on_real_model(backend, tmp_path):
+    from judgeloop.evaluation import evaluate_set, load_set
+
+    path = tmp_path / "rb.jsonl"
+    rows = [{"prompt": f"Say the number {i}.", "chosen": str(i), "chosen_model": "m", "rejected": "banana",
+             "rejected_model": "m", "subset": sub, "id": f"{sub}-{i}"} for i, sub in enumerate(["alpacaeval-easy", "math-prm"])]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    items, subsets = load_set("rewardbench", str(path))
+    judged, summary = evaluate_set("rb", "rewardbench", items, subsets, backend, max_tokens=8, fallback="forced",
+                                   orders_mode="random_seeded", order_seed=3, samples=3, temperature=0.7)
+    assert len(judged) == 2 * 3  # one seeded order per example, 3 samples each
+    assert summary["majority"]["samples"] == 3 and 0 <= summary["majority"]["majority_accuracy"] <= 1
+    rb = summary["rewardbench"]["all"]
+    assert set(rb["sections"]) >= {"Chat", "Reasoning"} and 0 <= rb["overall"] <= 1

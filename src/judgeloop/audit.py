@@ -5,14 +5,15 @@ dataset kind, each spanning all iterations through a glob:
 
     prompts    data/prompts.parquet
     pairs      data/pairs.parquet
-    judgments  data/*/judgments.parquet
+    rubrics    data/rubrics.parquet         (Likert items)
+    judgments  data/*/judgments.parquet     (pairwise and, for Likert iterations, scored rows)
     sft        data/*/sft.parquet
     dpo        data/*/dpo.parquet
     eval       data/*/eval.parquet          (folder = the judge model: it0, it1, ...)
     curation   metrics/*/curation.json      (one row per iteration: the curation funnel)
 
 Every view has an `iteration` column (the folder a file lives in; for
-prompts and pairs, the `split` that consumes the row) and DuckDB's
+prompts, pairs and rubrics, the `split` that consumes the row) and DuckDB's
 `filename`. Files are read with `union_by_name=true`, so a later iteration
 with an extra column still unions; every column of the schema in
 `judgeloop.schemas` is present even when no file has it (typed NULLs), and a
@@ -31,7 +32,12 @@ The audit never modifies data. Two independent layers make sure of it:
    files that are symlinks, e.g. a DVC cache), external access and extension
    auto-loading are switched off, and `lock_configuration` stops any later
    SET from undoing that. So even a statement that slipped past layer 1
-   could not write outside those folders or load an extension.
+   could not touch a file outside those folders or load an extension.
+   (DuckDB's allowed directories permit writes too, so inside data/ and
+   metrics/ it is layer 1 that refuses COPY/EXPORT; tests check both layers.)
+
+A Likert iteration's judgments (item_id, score, ...) union into the same
+judgments view; the pairwise reports keep to rows with a pair_id.
 
 Canned reports (`REPORTS`) are plain SQL over the views, so
 `judgeloop audit --report NAME --show-sql` prints a query you can edit.
@@ -53,6 +59,7 @@ from .schemas import SCHEMAS
 SOURCES: dict[str, str] = {
     "prompts": "data/prompts.parquet",
     "pairs": "data/pairs.parquet",
+    "rubrics": "data/rubrics.parquet",
     "judgments": "data/*/judgments.parquet",
     "sft": "data/*/sft.parquet",
     "dpo": "data/*/dpo.parquet",
@@ -210,7 +217,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: str, root: Path) -> None:
         reader = f"read_parquet({_lit(str(root / pattern))}, filename=true, union_by_name=true)"
 
     if not _files(root, pattern):
-        # No file yet (dpo today, sft before curation): an empty view with the
+        # No file yet (dpo before it is written, sft before curation): an empty view with the
         # schema's columns keeps every query and report runnable.
         cols = ", ".join(f"CAST(NULL AS {t}) AS {_q(c)}" for c, t in want)
         con.execute(f"CREATE VIEW {_q(view)} AS SELECT {cols}, CAST(NULL AS VARCHAR) AS filename WHERE false")
@@ -222,7 +229,7 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: str, root: Path) -> None:
         # judgments and sft record their iteration; an older file without it
         # (or a NULL) falls back to the folder it was written to.
         iteration = f"coalesce(iteration, {folder})" if "iteration" in have else folder
-    else:  # prompts, pairs: one file; the split names the iteration using the row
+    else:  # prompts, pairs, rubrics: one file; the split names the iteration using the row
         iteration = "split" if "split" in have else "CAST(NULL AS VARCHAR)"
     # Explicit column list: the contract's columns in schema order (typed NULLs
     # for any no file has yet: drift the other way), then columns only some
@@ -323,7 +330,7 @@ _MAJORITY_CTES = """votes AS (
     SELECT iteration, pair_id, "order",
            count(*) FILTER (WHERE verdict = 'A') AS n_a,
            count(*) FILTER (WHERE verdict = 'B') AS n_b
-    FROM judgments GROUP BY iteration, pair_id, "order"
+    FROM judgments WHERE pair_id IS NOT NULL GROUP BY iteration, pair_id, "order"
 ),
 majority AS (
     SELECT iteration, pair_id, "order",
@@ -366,8 +373,8 @@ _report(
     "keep_rate_by_category",
     "Per iteration and prompt category: pairs judged, pairs kept in the SFT set, keep rate ('(all)' = the iteration).",
     """
-WITH judged AS (SELECT DISTINCT iteration, pair_id FROM judgments),
-     kept AS (SELECT DISTINCT iteration, pair_id FROM sft),
+WITH judged AS (SELECT DISTINCT iteration, pair_id FROM judgments WHERE pair_id IS NOT NULL),
+     kept AS (SELECT DISTINCT iteration, pair_id FROM sft WHERE pair_id IS NOT NULL),
      category AS (SELECT pair_id, any_value(category) AS category FROM pairs GROUP BY pair_id),
      rows AS (
          SELECT j.iteration, coalesce(c.category, '(none)') AS category, k.pair_id IS NOT NULL AS kept
@@ -398,7 +405,7 @@ WITH per_order AS (
            round(count(verdict) / count(*), 4) AS verdict_rate,
            round(count(*) FILTER (WHERE verdict = 'A') / nullif(count(verdict), 0), 4) AS a_rate,
            round(avg(correct::INT), 4) AS accuracy
-    FROM judgments GROUP BY iteration, "order"
+    FROM judgments WHERE pair_id IS NOT NULL GROUP BY iteration, "order"
 ),
 {_MAJORITY_CTES},
 -- which response the majority picks: wl shows y_w as A, lw shows y_l as A
@@ -432,16 +439,29 @@ _report(
     "Per iteration and parse_status: judgments, share of the iteration, forced verdicts, "
     "3 example judgment_ids (smallest) and the first one's text.",
     r"""
-SELECT iteration,
-       coalesce(parse_status, '(null)') AS parse_status,
-       count(*) AS judgments,
-       round(count(*) / sum(count(*)) OVER (PARTITION BY iteration), 4) AS rate,
-       count(*) FILTER (WHERE verdict_source = 'forced') AS forced_verdicts,
-       min(judgment_id, 3) AS example_ids,
-       left(regexp_replace(arg_min(text, judgment_id), '\s+', ' ', 'g'), 120) AS example_text
-FROM judgments
-GROUP BY iteration, coalesce(parse_status, '(null)')
-ORDER BY iteration_key(iteration), judgments DESC, parse_status
+WITH groups AS (
+    SELECT iteration,
+           coalesce(parse_status, '(null)') AS parse_status,
+           count(*) AS judgments,
+           count(*) FILTER (WHERE verdict_source = 'forced') AS forced_verdicts,
+           min(judgment_id, 3) AS example_ids
+    FROM judgments
+    GROUP BY iteration, coalesce(parse_status, '(null)')
+),
+-- the text of each group's first example only: filtering on judgment_id lets
+-- DuckDB skip the row groups (and the text) of everything else
+example AS (
+    SELECT iteration, judgment_id, left(regexp_replace(any_value(text), '\s+', ' ', 'g'), 120) AS example_text
+    FROM judgments
+    WHERE judgment_id IN (SELECT example_ids[1] FROM groups)
+    GROUP BY iteration, judgment_id
+)
+SELECT g.iteration, g.parse_status, g.judgments,
+       round(g.judgments / sum(g.judgments) OVER (PARTITION BY g.iteration), 4) AS rate,
+       g.forced_verdicts, g.example_ids, e.example_text
+FROM groups g
+LEFT JOIN example e ON e.iteration = g.iteration AND e.judgment_id = g.example_ids[1]
+ORDER BY iteration_key(g.iteration), g.judgments DESC, g.parse_status
 """,
 )
 
@@ -489,7 +509,7 @@ WITH g AS (
            count(*) AS n,
            count(*) FILTER (WHERE verdict = 'A') AS n_a,
            count(*) FILTER (WHERE verdict = 'B') AS n_b
-    FROM judgments GROUP BY iteration, pair_id, "order"
+    FROM judgments WHERE pair_id IS NOT NULL GROUP BY iteration, pair_id, "order"
 )
 SELECT iteration,
        count(*) AS groups,

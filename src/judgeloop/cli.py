@@ -1,10 +1,11 @@
-"""The `judgeloop` command line: audit, diff, stage.
+"""The `judgeloop` command line: audit, diff, judge, stage.
 
     judgeloop audit "SELECT iteration, count(*) FROM judgments GROUP BY 1"
     judgeloop audit --report position_bias [--show-sql]
     judgeloop audit --views | --list-reports
     judgeloop diff --kind judgments --a it1 --b it2
     judgeloop diff --path data/it1/judgments.parquet --rev-a HEAD~1 [--rev-b workspace]
+    judgeloop judge data.json --format llmbar --model models/it2 --output out.parquet
     judgeloop stage judge --iteration it1
 
 Every command takes `--root DIR` (the project root, default "."). Exit status:
@@ -125,7 +126,7 @@ def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None
 def _add_audit_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "audit",
-        help="read-only SQL over every output (views: prompts, pairs, judgments, sft, dpo, eval, curation)",
+        help="read-only SQL over every output (views: prompts, pairs, rubrics, judgments, sft, dpo, eval, curation)",
         description="Run a read-only SQL query (DuckDB) over the pipeline outputs, or a canned report.",
     )
     p.add_argument("sql", nargs="?", help="one SELECT statement ('-' reads it from stdin)")
@@ -289,6 +290,67 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0 if res.identical else 1
 
 
+# ---------------------------------------------------------------- judge
+
+
+def _add_judge_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "judge",
+        help="apply a judge to a pairwise or Likert file (batch inference)",
+        description="Judge FILE with any judge; writes Parquet (verdicts/scores, parse status, texts) and prints a summary.",
+    )
+    p.add_argument("file", help="LLMBar JSON, pairwise JSONL/Parquet, RewardBench Parquet/JSONL or id, Likert JSONL/Parquet")
+    p.add_argument("--format", required=True, choices=["llmbar", "pairwise", "rewardbench", "likert"])
+    p.add_argument("--model", required=True, help="models/itK, a local checkpoint, a Hugging Face id, or the served model name")
+    p.add_argument("--output", required=True, help="Parquet file to write")
+    p.add_argument("--layout", default="judgeloop", choices=["judgeloop", "prometheus", "biggen"], help="Likert file layout")
+    p.add_argument("--limit", type=int, help="judge at most N examples")
+    p.add_argument("--orders", default="both", choices=["both", "random_seeded"])
+    p.add_argument("--order-seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=1, help="k > 1: majority vote over k sampled judgments")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature when --samples > 1")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--fallback", default="forced", choices=["forced", "none"], help="verdict fallback (see README)")
+    p.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
+    p.add_argument("--base-url", action="append", help="openai backend: server URL (repeat for several)")
+    p.add_argument("--api-key-env", help="openai backend: environment variable holding the API key")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=cmd_judge)
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from .apply import judge_file
+    from .config import GenerationConfig, OpenAIConfig
+    from .loaders import InputError
+    from .pipeline import setup_logging
+
+    setup_logging()
+    openai = OpenAIConfig(base_urls=args.base_url or OpenAIConfig().base_urls, api_key_env=args.api_key_env,
+                          model=args.model if args.backend == "openai" else None)
+    gen = GenerationConfig(backend=args.backend, batch_size=args.batch_size, cache_dir=None, openai=openai)
+    try:
+        summary = judge_file(
+            args.file, args.format, args.model, gen, args.output, limit=args.limit, orders=args.orders,
+            order_seed=args.order_seed, samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
+            fallback=args.fallback, layout=args.layout,
+        )
+    except (InputError, ValueError, FileNotFoundError, RuntimeError) as e:
+        _err(f"judge: {e}")
+        return 2
+    keys = [k for k in ("accuracy", "accuracy_by_order", "position_consistency", "parse_rate", "forced_rate",
+                        "pearson", "spearman", "kendall_tau", "exact", "within_1", "n_examples", "n") if k in summary]
+    rows = [(k, json.dumps(summary[k]) if isinstance(summary[k], dict) else summary[k]) for k in keys]
+    if "majority" in summary:
+        rows.append(("majority_accuracy", summary["majority"].get("majority_accuracy")))
+    if "rewardbench" in summary:
+        rows.append(("rewardbench_overall", summary["rewardbench"]["all"].get("overall")))
+    rows += [("judge", summary["judge"]), ("output", args.output), ("seconds", summary["seconds"])]
+    print(format_table(["metric", "value"], ["VARCHAR", "VARCHAR"], [(k, str(v)) for k, v in rows], more=False))
+    if "scoring_rule" in summary:
+        print(f"scoring: {summary['scoring_rule']}")
+    return 0
+
+
 # ---------------------------------------------------------------- stage
 
 
@@ -331,15 +393,14 @@ def cmd_stage(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="judgeloop",
-        description="Self-Taught Evaluator pipeline tools: SQL audit, dataset diff, pipeline stages.",
+        description="judgeloop: SQL audit, dataset diff, applying a judge, pipeline stages.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # One registration function per command, in the order `--help` lists them.
     _add_audit_parser(sub)
     _add_diff_parser(sub)
-    # `judge` (batch inference with a trained judge on a pairwise file) is
-    # registered here, between diff and stage, when it lands.
+    _add_judge_parser(sub)
     _add_stage_parser(sub)
     return parser
 

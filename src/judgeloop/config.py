@@ -105,10 +105,37 @@ class PromptsConfig(_Model):
         return self
 
 
+class OpenAIConfig(_Model):
+    """Any OpenAI-compatible server (vllm serve, SGLang, TGI, llama.cpp, hosted APIs)."""
+
+    base_urls: list[str] = ["http://127.0.0.1:8000/v1"]  # several: requests are spread over them
+    model: str | None = None  # the served model name; None: the first of GET /models
+    api_key_env: str | None = None  # name of the environment variable holding the key (never the key)
+    # Render prompts locally with this tokenizer (a model dir or HF id) and use
+    # /completions, so the prompt text is exactly the transformers backend's;
+    # None: /chat/completions with the server's own chat template.
+    tokenizer: str | None = None
+    max_concurrency: int = Field(8, ge=1)
+    max_retries: int = Field(5, ge=0)
+    backoff_s: float = Field(0.5, gt=0.0)  # first retry delay; doubles, with jitter
+    timeout_s: float = Field(120.0, gt=0.0)
+    logprobs_top_k: int = Field(20, ge=1, le=20)  # for forced verdicts / scores
+
+
+class VllmConfig(_Model):
+    """Offline vLLM engine (GPU)."""
+
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_model_len: int | None = Field(None, ge=16)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = False
+
+
 class GenerationConfig(_Model):
     """Which engine generates text; shared by pairs, judge and evaluate."""
 
-    backend: Literal["transformers"] = "transformers"
+    backend: Literal["transformers", "vllm", "openai"] = "transformers"
     batch_size: int = Field(16, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -117,6 +144,8 @@ class GenerationConfig(_Model):
     # shard is cached under cache_dir (null disables the cache).
     shard_size: int = Field(64, ge=1)
     cache_dir: str | None = "cache/generation"
+    openai: OpenAIConfig = OpenAIConfig()
+    vllm: VllmConfig = VllmConfig()
 
 
 class SamplingConfig(_Model):
@@ -180,15 +209,36 @@ class TrainingConfig(_Model):
     seed: int = 0
     lora: LoraConfig = LoraConfig()
     dpo: DpoConfig = DpoConfig()
+    # python: one process. accelerate: `accelerate launch --config_file
+    # accelerate_config` (DDP, FSDP, DeepSpeed ZeRO-3 configs in configs/accelerate/)
+    launcher: Literal["python", "accelerate"] = "python"
+    accelerate_config: str | None = None
+
+    @model_validator(mode="after")
+    def _launcher(self) -> TrainingConfig:
+        if self.launcher == "accelerate" and not self.accelerate_config:
+            raise ValueError("training.launcher: accelerate needs training.accelerate_config (see configs/accelerate/)")
+        return self
 
 
 class EvalSet(_Model):
-    """A human-labelled pairwise file evaluated for every judge."""
+    """A labelled pairwise set evaluated for every judge.
+
+    llmbar: JSON list of {input, output_1, output_2, label} (LLMBar, processed
+    MT-Bench human judgments, FairEval, LLMEval^2); pairwise: JSONL/Parquet of
+    {prompt, chosen, rejected[, subset, id]}; rewardbench: a local
+    Parquet/JSONL with RewardBench's columns, or a `datasets` id
+    (allenai/reward-bench) where a hub is reachable.
+    """
 
     name: str
-    format: Literal["llmbar", "pairwise"]  # llmbar: input,output_1,output_2,label
+    format: Literal["llmbar", "pairwise", "rewardbench"]
     path: str
-    limit: int | None = Field(None, ge=1)  # first N examples (CPU budgets)
+    split: str = "filtered"  # rewardbench `datasets` split
+    limit: int | None = Field(None, ge=1)  # at most N examples (CPU budgets; rewardbench: spread over subsets)
+    # both: judge each example in both orders (per-order accuracy, position
+    # consistency); random_seeded: one order per example from hash(seed, id)
+    orders: Literal["both", "random_seeded"] = "both"
 
 
 class EvaluationConfig(_Model):
@@ -196,6 +246,11 @@ class EvaluationConfig(_Model):
     synthetic: bool = True  # held-out synthetic pairs from the eval split
     max_tokens: int = Field(128, ge=1)
     verdict_fallback: Literal["none", "forced"] = "forced"
+    # samples > 1: majority vote over that many sampled judgments per example
+    # and order (paper: 32); reported next to single-sample accuracy
+    samples: int = Field(1, ge=1)
+    temperature: float = Field(0.7, gt=0.0)  # for samples > 1; a single sample is greedy
+    order_seed: int = 0
     sets: list[EvalSet] = []
 
 

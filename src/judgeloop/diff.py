@@ -5,9 +5,12 @@ in-memory Arrow/pandas/polars tables) on a key and returns a `DiffResult`:
 rows added / removed / changed, which columns changed how often, a few
 example rows of each, schema changes, and per-column summary deltas (null
 rate, mean length of text columns, verdict distribution and transitions).
-All of it is computed by DuckDB in a handful of scans and one full outer
-join, so it scales to millions of rows; Python only touches the few sample
-rows it prints.
+All of it is computed by DuckDB: narrow scans of the key and verdict
+columns, then one pass that reads every column once and joins the two sides
+on the key (text compared by a 64-bit hash, so the join carries no text),
+then a look-up of the few sampled changed rows. Memory stays bounded and it
+scales to millions of rows; Python only touches the sample rows it prints.
+The key must be unique and non-NULL on both sides (checked, with a message).
 
 Two ways to pick the two sides (`judgeloop diff`):
 
@@ -40,10 +43,16 @@ import duckdb
 DIFF_KEYS: dict[str, list[str]] = {
     "prompts": ["prompt_id"],
     "pairs": ["pair_id"],
+    "rubrics": ["item_id"],
     "judgments": ["pair_id", "order", "sample_idx"],
     "sft": ["pair_id", "order"],
     "dpo": ["pair_id", "order"],
     "eval": ["example_id"],
+}
+# Likert (Self-Rationalization) iterations write the same file names with
+# other columns: their rows are items, not pairs and orders.
+LIKERT_KEYS: dict[str, list[str]] = {
+    "judgments": ["item_id", "sample_idx"],
 }
 PER_ITERATION_KINDS = ["judgments", "sft", "dpo", "eval"]
 WORKSPACE = "workspace"
@@ -283,7 +292,8 @@ def _main_pass(con: duckdb.DuckDBPyConnection, res: DiffResult, cols_a: dict, co
     for x, y in transitions:
         cx = "av IS NULL" if x is None else f"av = {_lit(str(x))}"
         cy = "bv IS NULL" if y is None else f"bv = {_lit(str(y))}"
-        aggs.append((f"tr:{x or 'null'}->{y or 'null'}", f"count(*) FILTER (WHERE a_in AND b_in AND {cx} AND {cy})"))
+        name = f"tr:{'null' if x is None else x}->{'null' if y is None else y}"
+        aggs.append((name, f"count(*) FILTER (WHERE a_in AND b_in AND {cx} AND {cy})"))
     if sample > 0:
         # The `sample` smallest keys of each kind of difference, in the same pass.
         ka = "struct_pack(" + ", ".join(f"k{i} := ak{i}" for i in range(len(keys))) + ")"
@@ -381,6 +391,27 @@ def _ignored_values(con: duckdb.DuckDBPyConnection, res: DiffResult) -> None:
 # ---------------------------------------------------------------- picking the sides
 
 
+def default_keys(kind: str, columns: list[str]) -> list[str]:
+    """The diff key of `kind` for a file with these columns (pairwise or Likert)."""
+    keys = DIFF_KEYS[kind]
+    alt = LIKERT_KEYS.get(kind)
+    if alt and not set(keys) <= set(columns) and set(alt) <= set(columns):
+        return list(alt)
+    return list(keys)
+
+
+def _file_columns(*paths: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    names: list[str] = []
+    for p in paths:
+        try:
+            names += pq.read_schema(p).names
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+            raise DiffError(f"{p}: not a readable Parquet file ({e})") from None
+    return list(dict.fromkeys(names))
+
+
 def iteration_ignores(kind: str, columns: list[str], keys: list[str]) -> list[str]:
     """Columns that differ between iterations by construction (see ITERATION_COLUMNS)."""
     return [c for c in columns if c not in keys and (c in ITERATION_COLUMNS or c.endswith("_id"))]
@@ -388,7 +419,7 @@ def iteration_ignores(kind: str, columns: list[str], keys: list[str]) -> list[st
 
 def dataset_path(kind: str, iteration: str | None = None) -> str:
     """The path of a dataset relative to the project root."""
-    if kind in ("prompts", "pairs"):
+    if kind in ("prompts", "pairs", "rubrics"):
         return f"data/{kind}.parquet"
     if kind not in PER_ITERATION_KINDS:
         raise DiffError(f"unknown kind {kind!r}; kinds: {', '.join(DIFF_KEYS)}")
@@ -420,15 +451,10 @@ def diff_iterations(
     root = Path(root)
     rel_a, rel_b = dataset_path(kind, a), dataset_path(kind, b)
     pa_, pb_ = _existing(root, rel_a, f"iteration {a}"), _existing(root, rel_b, f"iteration {b}")
-    keys = list(key_cols or DIFF_KEYS[kind])
+    names = _file_columns(pa_, pb_)
+    keys = list(key_cols or default_keys(kind, names))
     ign = list(ignore)
     if not compare_all:
-        import pyarrow.parquet as pq
-
-        try:
-            names = list(dict.fromkeys(pq.read_schema(pa_).names + pq.read_schema(pb_).names))
-        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-            raise DiffError(f"{rel_a} / {rel_b}: not readable Parquet ({e})") from None
         ign += iteration_ignores(kind, names, keys)
     return diff_datasets(kind, str(pa_), str(pb_), keys, ignore=ign, label_a=rel_a, label_b=rel_b, sample=sample)
 
@@ -459,6 +485,7 @@ def diff_revisions(
     with tempfile.TemporaryDirectory(prefix="judgeloop-diff-") as tmp:
         pa_ = _materialise_rev(root, rel_path, rev_a, Path(tmp))
         pb_ = _materialise_rev(root, rel_path, rev_b, Path(tmp))
+        key_cols = key_cols or (default_keys(kind, _file_columns(pa_, pb_)) if kind in DIFF_KEYS else None)
         return diff_datasets(
             kind, str(pa_), str(pb_), key_cols, ignore=ignore, label_a=f"{rel_path}@{rev_a}", label_b=f"{rel_path}@{rev_b}",
             sample=sample,

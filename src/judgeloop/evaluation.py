@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .judging import Judged, PairwiseItem
+from .judging import Judged, PairwiseItem, judgment_fields
 from .loaders import InputError, _read_text, read_jsonl, read_parquet_rows
 
 SCORING_RULE = "1 = verdict for the better response, 0 = for the worse, 0.5 = no verdict (unparsed, fallback none)"
@@ -94,3 +94,55 @@ def summarise(rows: list[Judged]) -> dict[str, Any]:
         "a_rate": mean([1.0 if r.verdict == "A" else 0.0 for r in with_verdict]),
         "scoring_rule": SCORING_RULE,
     }
+
+
+def load_set(fmt: str, path: str, limit: int | None = None, split: str = "filtered") -> tuple[list[PairwiseItem], dict[str, str]]:
+    """Items and item_id -> subset for any supported pairwise format."""
+    if fmt == "llmbar":
+        return load_llmbar(path, limit), {}
+    if fmt == "rewardbench":
+        from .scoring import load_rewardbench
+
+        return load_rewardbench(path, split=split, limit=limit)
+    return load_pairwise(path, limit)
+
+
+def evaluate_set(
+    name: str, fmt: str, items: list[PairwiseItem], subsets: dict[str, str], backend: Any, *, max_tokens: int,
+    fallback: str, orders_mode: str = "both", order_seed: int = 0, samples: int = 1, temperature: float = 0.7,
+) -> tuple[list[Judged], dict[str, Any]]:
+    """Judge a set and summarise it: accuracy (0.5 rule), orders, parse rate;
+    RewardBench section scores for that format; majority vote when samples > 1."""
+    from .backends import Sampling
+    from .judging import judge_items
+    from .scoring import assign_orders, group_verdicts, majority_judged, majority_scores, rewardbench_report
+
+    orders = assign_orders([i.item_id for i in items], order_seed, orders_mode)
+    if samples > 1:
+        sampling = Sampling(temperature=temperature, top_p=1.0, max_tokens=max_tokens, n=samples, seed=order_seed)
+    else:
+        sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, n=1, seed=0)
+    judged = judge_items(items, backend, sampling, fallback, seed_key=f"eval:{name}", desc=f"evaluate:{name}", orders=orders)
+    summary = summarise(judged) | {"orders": orders_mode}
+    if samples > 1:
+        per_key, maj = majority_scores(group_verdicts(judged))
+        summary["majority"] = maj | {"samples": samples, "position": summarise(majority_judged(per_key))}
+    if fmt == "rewardbench":
+        summary["rewardbench"] = rewardbench_report(judged, subsets)
+    return judged, summary
+
+
+def eval_rows(name: str, judged: list[Judged], subsets: dict[str, str], model_name: str, model_hash: str) -> list[dict[str, Any]]:
+    """Per-example rows of the `eval` schema (one per judgment)."""
+    return [
+        {
+            "dataset": name,
+            "subset": subsets.get(j.item_id),
+            "example_id": f"{name}:{j.item_id}:{j.order}:{j.sample_idx}",
+            "judge": model_name,
+            "judge_hash": model_hash,
+            "score": score(j),
+            **judgment_fields(j),
+        }
+        for j in judged
+    ]

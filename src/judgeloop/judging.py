@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .backends import Backend, Request, Sampling
@@ -59,6 +59,15 @@ class Judged:
     len_b: int
 
 
+def judgment_fields(j: Judged) -> dict:
+    """The columns a judgment row shares between the judgments and eval datasets."""
+    return {
+        "order": j.order, "text": j.text, "verdict": j.verdict, "parse_status": j.parse_status,
+        "verdict_source": j.verdict_source, "p_a": j.p_a, "p_b": j.p_b, "n_tokens": j.n_tokens,
+        "finish_reason": j.finish_reason,
+    }
+
+
 def shown(item: PairwiseItem, order: str) -> tuple[str, str]:
     return (item.better, item.worse) if order == "wl" else (item.worse, item.better)
 
@@ -84,8 +93,9 @@ def judge_items(
     fallback: str,
     seed_key: str,
     desc: str = "judge",
+    orders: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Judged]:
-    """Judge every item in both orders, `sampling.n` samples each.
+    """Judge every item in both orders (or those in `orders[item_id]`), `sampling.n` samples each.
 
     Greedy when `sampling.temperature == 0` (the forced fallback then takes
     the argmax); otherwise sampled, with the forced choice drawn at the same
@@ -93,7 +103,7 @@ def judge_items(
     """
     requests, meta = [], []
     for item in items:
-        for order in ORDERS:
+        for order in orders[item.item_id] if orders is not None else ORDERS:
             a, b = shown(item, order)
             key = f"{seed_key}:{item.item_id}:{order}"
             s = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.n, request_seed(sampling.seed, key))

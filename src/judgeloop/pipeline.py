@@ -190,7 +190,7 @@ def _ok_pairs(split: str) -> list[dict[str, Any]]:
 
 def run_judge(params: Params, args: Any) -> None:
     from .backends import Sampling, make_backend
-    from .judging import PairwiseItem, judge_items
+    from .judging import PairwiseItem, judge_items, judgment_fields
     from .schemas import to_table
 
     it = args.iteration
@@ -213,19 +213,11 @@ def run_judge(params: Params, args: Any) -> None:
             "iteration": it,
             "judge_model": backend.model_name,
             "judge_hash": backend.model_hash,
-            "order": j.order,
             "sample_idx": j.sample_idx,
             "seed": j.seed,
             "sampling": sampling_json,
-            "text": j.text,
-            "verdict": j.verdict,
-            "parse_status": j.parse_status,
-            "verdict_source": j.verdict_source,
-            "p_a": j.p_a,
-            "p_b": j.p_b,
             "correct": j.correct,
-            "n_tokens": j.n_tokens,
-            "finish_reason": j.finish_reason,
+            **judgment_fields(j),
             "len_a": j.len_a,
             "len_b": j.len_b,
         }
@@ -282,6 +274,14 @@ def run_train(params: Params, args: Any) -> None:
 
     it = args.iteration
     cfg = params.training_for(it)
+    if cfg.launcher == "accelerate" and "LOCAL_RANK" not in os.environ:
+        # re-enter this stage under accelerate's launcher; TRL handles the distribution
+        import subprocess
+
+        cmd = ["accelerate", "launch", "--config_file", str(cfg.accelerate_config), sys.argv[0], "--iteration", it, "--params", args.params]
+        log.info("train@%s: %s", it, " ".join(cmd))
+        subprocess.run(cmd, check=True)
+        return
     init = "it0" if cfg.init == "seed" else params.iterations[it].prev
     funnel = read_json(METRICS / it / "curation.json")
 
@@ -306,7 +306,8 @@ def run_train(params: Params, args: Any) -> None:
             sft_metrics = train_sft(sft_rows, model_dir(init), Path(tmp) / "sft", cfg, card("sft"))
             metrics = train_dpo(dpo_rows, Path(tmp) / "sft", model_dir(it), cfg, card("dpo"))
         metrics = metrics | {"sft": sft_metrics}
-    write_json(metrics | {"algo": cfg.algo}, METRICS / it / "train.json")
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_json(metrics | {"algo": cfg.algo}, METRICS / it / "train.json")
 
 
 def run_evaluate(params: Params, args: Any) -> None:
@@ -318,49 +319,32 @@ def run_evaluate(params: Params, args: Any) -> None:
     name = args.iteration
     if params.method == "likert":
         return _evaluate_likert(params, name)
+    from .backends import make_backend
+    from .evaluation import eval_rows, evaluate_set, load_set
+    from .judging import PairwiseItem
+    from .schemas import to_table
+
     ev = params.evaluation
-    sets: list[tuple[str, list[PairwiseItem], dict[str, str]]] = []
+    sets: list[tuple[str, str, str, list[PairwiseItem], dict[str, str]]] = []
     if ev.synthetic:
         pairs = _ok_pairs("eval")
         items = [PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]) for p in pairs]
-        sets.append(("synthetic", items, {p["pair_id"]: p["category"] or "" for p in pairs}))
+        sets.append(("synthetic", "pairwise", "both", items, {p["pair_id"]: p["category"] or "" for p in pairs}))
     for es in ev.sets:
-        if es.format == "llmbar":
-            sets.append((es.name, load_llmbar(es.path, es.limit), {}))
-        else:
-            items, subsets = load_pairwise(es.path, es.limit)
-            sets.append((es.name, items, subsets))
+        sets.append((es.name, es.format, es.orders, *load_set(es.format, es.path, es.limit, es.split)))
     backend = make_backend(model_dir(name), params.generation)
-    greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=ev.max_tokens, n=1, seed=0)
     rows, summary = [], {}
     t0 = time.time()
-    for set_name, items, subsets in sets:
-        judged = judge_items(items, backend, greedy, ev.verdict_fallback, seed_key=f"eval:{set_name}", desc=f"evaluate@{name}:{set_name}")
-        summary[set_name] = summarise(judged)
-        for j in judged:
-            rows.append(
-                {
-                    "dataset": set_name,
-                    "subset": subsets.get(j.item_id),
-                    "example_id": f"{set_name}:{j.item_id}:{j.order}",
-                    "judge": backend.model_name,
-                    "judge_hash": backend.model_hash,
-                    "order": j.order,
-                    "text": j.text,
-                    "verdict": j.verdict,
-                    "parse_status": j.parse_status,
-                    "verdict_source": j.verdict_source,
-                    "p_a": j.p_a,
-                    "p_b": j.p_b,
-                    "score": score(j),
-                    "n_tokens": j.n_tokens,
-                    "finish_reason": j.finish_reason,
-                }
-            )
-        log.info("evaluate@%s %s: %s", name, set_name, {k: v for k, v in summary[set_name].items() if k != "scoring_rule"})
+    for set_name, fmt, orders, items, subsets in sets:
+        judged, summary[set_name] = evaluate_set(
+            set_name, fmt, items, subsets, backend, max_tokens=ev.max_tokens, fallback=ev.verdict_fallback,
+            orders_mode=orders, order_seed=ev.order_seed, samples=ev.samples, temperature=ev.temperature,
+        )
+        rows += eval_rows(set_name, judged, subsets, backend.model_name, backend.model_hash)
+        log.info("evaluate@%s %s: accuracy %s, parse rate %s", name, set_name, summary[set_name]["accuracy"], summary[set_name]["parse_rate"])
     write_parquet(to_table("eval", rows), DATA / name / "eval.parquet")
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"model": name, "sets": summary, "throughput": throughput}, METRICS / name / "eval.json")
+    write_json({"model": name, "method": "pairwise", "sets": summary, "throughput": throughput}, METRICS / name / "eval.json")
 
 
 def run_report(params: Params, args: Any) -> None:

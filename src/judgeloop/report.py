@@ -25,7 +25,7 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def collect(params: Params) -> dict[str, Any]:
     models = params.eval_models()
-    out: dict[str, Any] = {"models": {}, "iterations": {}}
+    out: dict[str, Any] = {"method": params.method, "models": {}, "iterations": {}}
     for m in models:
         ev = _load(METRICS / m / "eval.json")
         if ev:
@@ -42,23 +42,28 @@ def collect(params: Params) -> dict[str, Any]:
     return out
 
 
+LIKERT_KEYS = ("pearson", "spearman", "kendall_tau", "exact", "within_1")
+
+
 def plot_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Long-format rows (one per model and eval set) for DVC plots and our PNGs."""
     rows = []
     for m, sets in summary["models"].items():
         for set_name, s in sets.items():
-            rows.append(
-                {
-                    "model": m,
-                    "set": set_name,
-                    "accuracy": s.get("accuracy"),
-                    "parse_rate": s.get("parse_rate"),
-                    "position_consistency": s.get("position_consistency"),
-                    "a_rate": s.get("a_rate"),
-                    "accuracy_wl": (s.get("accuracy_by_order") or {}).get("wl"),
-                    "accuracy_lw": (s.get("accuracy_by_order") or {}).get("lw"),
-                }
-            )
+            row = {
+                "model": m,
+                "set": set_name,
+                "accuracy": s.get("accuracy"),
+                "parse_rate": s.get("parse_rate"),
+                "position_consistency": s.get("position_consistency"),
+                "a_rate": s.get("a_rate"),
+                "accuracy_wl": (s.get("accuracy_by_order") or {}).get("wl"),
+                "accuracy_lw": (s.get("accuracy_by_order") or {}).get("lw"),
+                "majority_accuracy": (s.get("majority") or {}).get("majority_accuracy"),
+                "rewardbench_overall": ((s.get("rewardbench") or {}).get("all") or {}).get("overall"),
+            }
+            row.update({k: s.get(k) for k in LIKERT_KEYS})
+            rows.append(row)
     return rows
 
 
@@ -72,8 +77,12 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
     paths = []
     models = list(summary["models"])
     sets = sorted({r["set"] for r in rows})
+    likert = summary.get("method") == "likert"
     metrics = [("accuracy", "Accuracy (no verdict = 0.5)"), ("parse_rate", "Parse rate (judge wrote the verdict)"),
                ("position_consistency", "Position consistency"), ("a_rate", "Share of verdicts 'A'")]
+    if likert:
+        metrics = [("spearman", "Spearman with gold"), ("exact", "Exact match"), ("within_1", "Within 1 of gold"),
+                   ("parse_rate", "Parse rate (judge wrote [RESULT])")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6))
     for ax, (key, title) in zip(axes, metrics):
         for s in sets:
@@ -81,7 +90,7 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
             ax.plot(models, [float("nan") if y is None else y for y in ys], marker="o", label=s)
         if key in ("accuracy", "position_consistency", "a_rate"):
             ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(-1.02 if key in ("spearman",) else -0.02, 1.02)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("judge")
         ax.grid(alpha=0.3)
@@ -91,7 +100,7 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
     plt.close(fig)
 
     its = list(summary["iterations"])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
     keep = [((summary["iterations"][i]["curation"] or {}).get("keep_rate_pairs")) for i in its]
     axes[0].bar(its, [k or 0 for k in keep], color="tab:green")
     axes[0].set_ylim(0, 1)
@@ -104,6 +113,16 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
     axes[1].set_xlabel("step")
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
+    dist = summary.get("verdicts", {})
+    labels = sorted({v for d in dist.values() for v in d})
+    bottom = [0.0] * len(its)
+    for lab in labels:
+        vals = [dist.get(i, {}).get(lab, 0) for i in its]
+        axes[2].bar(its, vals, bottom=bottom, label=lab)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    axes[2].set_title("Sampled verdicts / scores (training judgments)", fontsize=10)
+    if labels:
+        axes[2].legend(fontsize=8, ncol=2)
     fig.tight_layout()
     paths.append(_save(fig, out / "training.png"))
     plt.close(fig)
@@ -125,11 +144,19 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines += ["Scoring: 1 = verdict for the better response, 0 = for the worse, 0.5 = no verdict.",
               "Parse rate = share of judgments whose own text had exactly one of [[A]]/[[B]]; "
               "the rest got a forced verdict (if enabled), which accuracy includes.", ""]
-    lines += ["## Evaluation", "", "| judge | set | accuracy | acc. A-first | acc. B-first | parse rate | position consistency | A share |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
-                     f"{_fmt(r['parse_rate'])} | {_fmt(r['position_consistency'])} | {_fmt(r['a_rate'])} |")
+    if summary.get("method") == "likert":
+        lines += ["## Evaluation (Likert, held-out rubric items)", "",
+                  "| judge | set | pearson | spearman | kendall tau | exact | within 1 | parse rate |", "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['pearson'])} | {_fmt(r['spearman'])} | {_fmt(r['kendall_tau'])} | "
+                         f"{_fmt(r['exact'])} | {_fmt(r['within_1'])} | {_fmt(r['parse_rate'])} |")
+    else:
+        lines += ["## Evaluation", "", "| judge | set | accuracy | acc. A-first | acc. B-first | parse rate | position consistency | A share | majority acc. | RewardBench |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
+                         f"{_fmt(r['parse_rate'])} | {_fmt(r['position_consistency'])} | {_fmt(r['a_rate'])} | "
+                         f"{_fmt(r['majority_accuracy'])} | {_fmt(r['rewardbench_overall'])} |")
     lines += ["", "## Iterations", "", "| iteration | from | judgments | correct | kept | keep rate (pairs) | train loss | empty? |",
               "|---|---|---|---|---|---|---|---|"]
     for it, d in summary["iterations"].items():
@@ -140,8 +167,25 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def verdict_distribution(params: Params) -> dict[str, dict[str, int]]:
+    """Per iteration: counts of sampled verdicts (pairwise, with their source) or scores (likert)."""
+    import duckdb
+
+    out: dict[str, dict[str, int]] = {}
+    for it in params.iterations:
+        path = Path("data") / it / "judgments.parquet"
+        if not path.exists():
+            continue
+        col = "coalesce(cast(score as varchar), 'none')" if params.method == "likert" else \
+            "coalesce(verdict, 'none') || ' (' || coalesce(verdict_source, '-') || ')'"
+        rows = duckdb.sql(f"select {col} as v, count(*) from read_parquet('{path}') group by 1 order by 1").fetchall()
+        out[it] = {v: n for v, n in rows}
+    return out
+
+
 def build_report(params: Params) -> dict[str, Any]:
     summary = collect(params)
+    summary["verdicts"] = verdict_distribution(params)
     rows = plot_rows(summary)
     write_json(summary, REPORTS / "summary.json")
     write_json(rows, REPORTS / "eval_by_model.json")

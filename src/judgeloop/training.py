@@ -83,6 +83,10 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
         model = model.merge_and_unload()
     history = [h for h in trainer.state.log_history if "loss" in h]
     init_name, init_hash = model_identity(init_dir)
+    if not trainer.accelerator.is_main_process:  # multi-process launch: rank 0 saves
+        return {"train_loss": result.training_loss, "steps": result.global_step}
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        model = trainer.accelerator.unwrap_model(model)
     manifest = save_model(
         model.to(torch.float32),
         tok,

@@ -16,6 +16,14 @@ def make_backend(model_dir: str | Path, cfg: GenerationConfig) -> Backend:
         from .transformers_backend import TransformersBackend
 
         inner: Backend = TransformersBackend(model_dir, cfg)
+    elif cfg.backend == "vllm":
+        from .vllm_backend import VllmBackend
+
+        inner = VllmBackend(model_dir, cfg)
+    elif cfg.backend == "openai":
+        from .openai_backend import OpenAIBackend
+
+        inner = OpenAIBackend(model_dir, cfg)
     else:  # pragma: no cover - the config's Literal rejects others first
         raise ValueError(f"generation.backend: unknown backend {cfg.backend!r}")
     from .sharded import ShardedBackend

@@ -1,0 +1,82 @@
+"""`judgeloop judge`: apply any judge to a pairwise or Likert file.
+
+The judge can be a trained `models/itK`, any Hugging Face id or local
+checkpoint (materialised like the seed), or an OpenAI-compatible endpoint.
+Output: Parquet with verdicts or scores, parse status and the judge's texts,
+plus a summary dict the CLI prints as a table.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import GenerationConfig
+from .io import write_parquet
+from .schemas import to_table
+
+log = logging.getLogger(__name__)
+
+PAIRWISE_FORMATS = ("llmbar", "pairwise", "rewardbench")
+
+
+def _backend(model: str, gen: GenerationConfig, workdir: Path) -> Any:
+    from .backends import make_backend
+
+    path = Path(model)
+    if gen.backend == "openai" or (path / "config.json").exists():
+        return make_backend(path, gen)
+    # a Hugging Face id or packaged:NAME: materialise a plain checkpoint first
+    from .seed import materialise_seed
+
+    materialise_seed(model, None, workdir / "judge")
+    return make_backend(workdir / "judge", gen)
+
+
+def judge_file(
+    path: str, fmt: str, model: str, gen: GenerationConfig, output: str, *, limit: int | None = None,
+    orders: str = "both", order_seed: int = 0, samples: int = 1, temperature: float = 0.7, max_tokens: int = 256,
+    fallback: str = "forced", layout: str = "judgeloop",
+) -> dict[str, Any]:
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="judgeloop-judge-") as tmp:
+        backend = _backend(model, gen, Path(tmp))
+        name = Path(path).stem
+        if fmt in PAIRWISE_FORMATS:
+            from .evaluation import eval_rows, evaluate_set, load_set
+
+            items, subsets = load_set(fmt, path, limit)
+            judged, summary = evaluate_set(
+                name, fmt, items, subsets, backend, max_tokens=max_tokens, fallback=fallback, orders_mode=orders,
+                order_seed=order_seed, samples=samples, temperature=temperature,
+            )
+            write_parquet(to_table("eval", eval_rows(name, judged, subsets, backend.model_name, backend.model_hash)), output)
+        elif fmt == "likert":
+            from .backends import Sampling
+            from .likert import judge_likert, likert_metrics, parse_items, rubric_rows
+
+            kind = "parquet" if path.endswith(".parquet") else "jsonl"
+            where, rows = rubric_rows(kind, path)
+            items = parse_items(rows[:limit] if limit else rows, layout, where, name)
+            greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, n=1, seed=0)
+            judged_l = judge_likert(items, backend, greedy, fallback, seed_key="judge", desc="judge")
+            gold = {i.item_id: i.gold_score for i in items}
+            summary = likert_metrics([j.score for j in judged_l], [gold[j.item_id] for j in judged_l], [j.parse_status for j in judged_l])
+            out_rows = [
+                {"dataset": name, "example_id": j.item_id, "judge": backend.model_name, "judge_hash": backend.model_hash,
+                 "text": j.text, "score": j.score, "gold_score": gold[j.item_id], "parse_status": j.parse_status,
+                 "score_source": j.score_source, "expected_score": j.expected_score, "n_tokens": j.n_tokens,
+                 "finish_reason": j.finish_reason}
+                for j in judged_l
+            ]
+            write_parquet(to_table("likert_eval", out_rows), output)
+        else:
+            raise ValueError(f"--format {fmt!r}: expected one of {[*PAIRWISE_FORMATS, 'likert']}")
+        summary["judge"] = backend.model_name
+        summary["seconds"] = round(time.time() - t0, 1)
+        backend.close()
+    log.info("judged %s with %s -> %s", path, model, output)
+    return summary
