@@ -604,7 +604,10 @@ def test_real_completions_mode_matches_local_template(llama, request):
     assert b.render(MSG) == tok.apply_chat_template(list(MSG), tokenize=False, add_generation_prompt=True)
     [[c]] = b.generate([Request("p", MSG, Sampling(0.0, 1.0, 12, 1, 0), prefill="Hello")])
     assert c.n_tokens >= 1 and c.finish_reason in ("stop", "length") and c.n_prompt_tokens > 5
-    [lp] = b.choice_logprobs([(MSG, "Final verdict: [[")], ["A", "B"])
+    from judgeloop.templates import FORCED_VERDICT_CONTINUATION, judge_messages
+
+    msgs = judge_messages("What is 2+2?", "2+2 equals 4.", "2+2 equals 5.")
+    [lp] = b.choice_logprobs([(msgs, "Response A is correct." + FORCED_VERDICT_CONTINUATION)], ["A", "B"])
     assert all(math.isfinite(v) for v in lp.values()), lp
 
 
@@ -643,6 +646,6 @@ def test_real_server_killed_mid_run(llama_bin, llama, caplog):
     finally:
         srv.close()
     # the dead endpoint next to a live one: requests fail over and succeed
-    b2 = OpenAIBackend("smollm2", gen_cfg([srv.url, llama.url], model="smollm2", max_retries=2, backoff_s=0.05))
+    b2 = OpenAIBackend("smollm2", gen_cfg([srv.url, llama.url], model="smollm2", max_retries=2, backoff_s=0.05, timeout_s=120.0))
     out = b2.generate([Request(f"f{i}", MSG, Sampling(0.0, 1.0, 4, 1, 0)) for i in range(4)])
     assert all(o[0].n_tokens >= 1 for o in out) and b2.retries >= 1

@@ -239,3 +239,25 @@ def test_validate_files_unreadable_file_is_a_failed_report(tmp_path):
 
 def test_raise_on_failure_quiet_when_all_pass():
     raise_on_failure([validate_frame("sft", valid("sft"))])
+
+
+def test_balance_check_skipped_when_curation_does_not_balance():
+    rows = [sft(2 * i) for i in range(9)] + [sft(1)]  # 9 A, 1 B
+    assert not validate_frame("sft", frame("sft", rows)).success
+    assert validate_frame("sft", frame("sft", rows), ab_tolerance=None).success
+
+
+def test_dpo_and_likert_kinds():
+    from judgeloop.schemas import SCHEMAS
+
+    dpo = {n: None for n in SCHEMAS["dpo"].names} | {
+        "example_id": "d1", "pair_id": "p", "iteration": "it1", "order": "wl", "prompt": "q", "chosen": "good [[A]]",
+        "rejected": "bad [[B]]", "chosen_judgment_id": "j1", "rejected_judgment_id": "j2", "chosen_verdict": "A",
+        "rejected_verdict": "B", "rejected_reason": "wrong"}
+    assert validate_frame("dpo", pd.DataFrame([dpo])).success
+    report = validate_frame("dpo", pd.DataFrame([dpo | {"rejected": "good [[A]]"}]))
+    assert_fails(report, "expect_column_values_to_be_in_set", "d1")
+    lj = {n: None for n in SCHEMAS["likert_judgments"].names} | {
+        "judgment_id": "l1", "item_id": "i", "iteration": "it1", "judge_model": "m", "text": "t", "score": 7,
+        "parse_status": "ok", "score_source": "parsed", "gold_score": 3}
+    assert_fails(validate_frame("likert_judgments", pd.DataFrame([lj])), "expect_column_values_to_be_in_set", "l1")

@@ -260,7 +260,8 @@ def run_validate(params: Params, args: Any) -> None:
     if params.method == "likert":
         files = {"rubrics": str(DATA / "rubrics.parquet"), "likert_judgments": str(DATA / it / "judgments.parquet"),
                  "likert_sft": str(DATA / it / "sft.parquet"), "dpo": str(DATA / it / "dpo.parquet")}
-    reports = validate_files(files, str(REPORTS / it / "validation"))
+    balanced = params.curation_for(it).balance == "truncate"
+    reports = validate_files(files, str(REPORTS / it / "validation"), ab_tolerance=0.2 if balanced else None)
     for r in reports:
         log.info("validate@%s: %s %s", it, r.dataset, "ok" if r.success else "FAILED")
     raise_on_failure(reports)

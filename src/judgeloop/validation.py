@@ -153,7 +153,7 @@ def _prepare(batch: str, df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float, max_text_chars: int) -> list[_Check]:
+def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_chars: int) -> list[_Check]:
     """The expectations of a batch (df is the prepared frame), each with its pandas twin."""
     if batch == "pairs":
         return [_columns("pairs"), _unique("pair_id"),
@@ -179,7 +179,9 @@ def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float, max_text_chars: i
                   *(_lengths(c, 1, None) for c in ["pair_id", "judgment_id"]),
                   *(_lengths(c, 1, max_text_chars) for c in ["prompt", "completion"]),
                   _in_set("verdict", ["A", "B"]), _flag("_tag_matches_verdict")]
-        if len(df) >= 4:  # the A/B balance means nothing on a handful of rows
+        # the A/B balance means nothing on a handful of rows, nor when curation
+        # was told not to balance (ab_tolerance None)
+        if ab_tolerance is not None and len(df) >= 4:
             lo, hi = 0.5 - ab_tolerance, 0.5 + ab_tolerance
             share = float(df["_is_a"].mean())
             side = 1.0 if share > hi else 0.0  # the over-represented verdict's rows
