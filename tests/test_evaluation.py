@@ -91,3 +91,26 @@ def test_generic_pairwise_jsonl(tmp_path):
     p.write_text(json.dumps({"prompt": "q", "chosen": "good"}) + "\n")
     with pytest.raises(InputError, match="row 0: field 'rejected'"):
         load_pairwise(p)
+
+
+class _NoTopKBackend:
+    """A stand-in engine whose top-k never holds the verdict tokens (as a remote server's may not)."""
+
+    model_name, model_hash = "stand-in", "0"
+
+    def generate(self, requests, desc=""):
+        from judgeloop.backends import Completion
+
+        return [[Completion(r.request_id, i, "no verdict here", 5, 3, "stop") for i in range(r.sampling.n)] for r in requests]
+
+    def choice_logprobs(self, contexts, choices):
+        return [{c: float("-inf") for c in choices} for _ in contexts]
+
+
+def test_forced_fallback_without_the_tokens_gives_no_verdict_not_a_guess():
+    from judgeloop.backends import Sampling
+    from judgeloop.judging import PairwiseItem, judge_items
+
+    rows = judge_items([PairwiseItem("x", "q", "good", "bad")], _NoTopKBackend(), Sampling(0.7, 0.9, 8, 2, 0), "forced", "t")
+    assert len(rows) == 4 and all(r.verdict is None and r.correct is None and r.p_a is None for r in rows)
+    assert summarise(rows)["accuracy"] == 0.5

@@ -89,7 +89,7 @@ def test_pairs_record_provenance(project: Path):
 
 
 def test_judgments_both_orders_and_forced_fallback(project: Path):
-    q = f"select order, verdict, parse_status, verdict_source, p_a, p_b, correct, judge_model from '{project}/data/it1/judgments.parquet'"
+    q = f"select \"order\", verdict, parse_status, verdict_source, p_a, p_b, correct, judge_model from '{project}/data/it1/judgments.parquet'"
     rows = duckdb.sql(q).fetchall()
     assert {r[0] for r in rows} == {"wl", "lw"}
     for order, verdict, status, source, p_a, p_b, correct, judge in rows:

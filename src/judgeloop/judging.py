@@ -130,6 +130,8 @@ def judge_items(
                 for r in todo
             ]
             for r, lp in zip(todo, backend.choice_logprobs(contexts, ["A", "B"])):
+                if lp["A"] == lp["B"] == float("-inf"):
+                    continue  # neither token in the engine's top-k: no verdict, never a guess
                 r.p_a, r.p_b = restricted_probs(lp)
                 if sampling.temperature > 0:
                     pa, _ = restricted_probs(lp, sampling.temperature)

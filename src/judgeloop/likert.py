@@ -268,6 +268,8 @@ def judge_likert(items: list[RubricItem], backend: Backend, sampling: Sampling, 
             ctx = [(msgs[f"{seed_key}:{r.item_id}"], r.text.rstrip() + FORCED_SCORE_CONTINUATION) for r in todo]
             for r, lp in zip(todo, backend.choice_logprobs(ctx, list(SCORES))):
                 m = max(lp.values())
+                if m == float("-inf"):
+                    continue  # no score token in the engine's top-k: no score, never a guess
                 p = {k: math.exp(v - m) for k, v in lp.items()}
                 z = sum(p.values())
                 r.expected_score = round(sum(int(k) * v / z for k, v in p.items()), 4)
