@@ -151,7 +151,7 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['pearson'])} | {_fmt(r['spearman'])} | {_fmt(r['kendall_tau'])} | "
                          f"{_fmt(r['exact'])} | {_fmt(r['within_1'])} | {_fmt(r['parse_rate'])} |")
     else:
-        lines += ["## Evaluation", "", "| judge | set | accuracy | acc. A-first | acc. B-first | parse rate | position consistency | A share | majority acc. | RewardBench |",
+        lines += ["## Evaluation", "", "| judge | set | accuracy | acc. better first | acc. better second | parse rate | position consistency | A share | majority acc. | RewardBench |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
