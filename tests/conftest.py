@@ -38,3 +38,18 @@ def seed_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "it0"
     materialise_seed("packaged:smollm2-135m", None, out)
     return out
+
+
+@pytest.fixture
+def hf_offline(monkeypatch, tmp_path):
+    """No network, and a datasets cache inside tmp_path."""
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # both libraries read the environment once, at import
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache", raising=False)
+    return datasets

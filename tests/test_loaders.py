@@ -297,21 +297,6 @@ def test_source_kind_needs_path():
 # --- Hugging Face datasets -----------------------------------------------------------------
 
 
-@pytest.fixture
-def hf_offline(monkeypatch, tmp_path):
-    """No network, and a datasets cache inside tmp_path."""
-    datasets = pytest.importorskip("datasets")
-    import huggingface_hub.constants as hub_constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    # both libraries read the environment once, at import
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache", raising=False)
-    return datasets
-
-
 def test_hf_unknown_dataset_fails_quickly_offline(hf_offline):
     t0 = time.monotonic()
     msg = load_error(PromptSource(kind="hf", path="judgeloop-tests/no-such-dataset-xyz"))

@@ -244,21 +244,6 @@ def test_bad_rows_name_file_row_field(tmp_path):
     assert "no rows" in load_error(str(tmp_path / "empty.jsonl"))
 
 
-@pytest.fixture
-def hf_offline(monkeypatch, tmp_path):
-    """No network, and a datasets cache inside tmp_path."""
-    datasets = pytest.importorskip("datasets")
-    import huggingface_hub.constants as hub_constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    # both libraries read the environment once, at import
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache", raising=False)
-    return datasets
-
-
 def test_unknown_hf_id_fails_fast_offline(hf_offline):
     t0 = time.monotonic()
     msg = load_error("judgeloop-tests/no-such-rewardbench-xyz")
