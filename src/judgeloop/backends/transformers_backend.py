@@ -167,17 +167,21 @@ class TransformersBackend(Backend):
                 raise ValueError(f"choice {c!r} is not a single token for this tokenizer ({enc})")
             ids.append(enc[0])
         texts = [self.render(messages) + assistant for messages, assistant in contexts]
-        out: list[dict[str, float]] = []
+        # batch similar lengths together so left padding stays small
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[dict[str, float] | None] = [None] * len(texts)
         bs = max(1, self.cfg.batch_size)
-        for start in range(0, len(texts), bs):
-            enc = self._encode(texts[start : start + bs])
+        for start in tqdm(range(0, len(order), bs), desc="forced choice", unit="batch", mininterval=2.0):
+            idx = order[start : start + bs]
+            enc = self._encode([texts[i] for i in idx])
             with torch.inference_mode():
                 # logits_to_keep=1: only the last position goes through the 49k-wide LM head
                 logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)[:, ids].tolist()
-            out.extend({c: lp for c, lp in zip(choices, row)} for row in logp)
+            for i, row in zip(idx, logp):
+                out[i] = {c: lp for c, lp in zip(choices, row)}
             self.stats.tokens_in += int(enc["attention_mask"].sum())
-        return out
+        return [o for o in out if o is not None]
 
 
 def _without_seed(s: Sampling) -> Sampling:
