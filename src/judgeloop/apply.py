@@ -42,28 +42,36 @@ def judge_file(
     fallback: str = "forced", layout: str = "judgeloop",
 ) -> dict[str, Any]:
     t0 = time.time()
+    name = Path(path).stem
+    # read and check the input before loading a model, so a bad file fails at once
+    if fmt in PAIRWISE_FORMATS:
+        from .evaluation import load_set
+
+        items, subsets = load_set(fmt, path, limit)
+    elif fmt == "likert":
+        from .likert import parse_items, rubric_rows
+
+        where, rows = rubric_rows("parquet" if path.endswith(".parquet") else "jsonl", path)
+        likert_items = parse_items(rows[:limit] if limit else rows, layout, where, name)
+    else:
+        raise ValueError(f"--format {fmt!r}: expected one of {[*PAIRWISE_FORMATS, 'likert']}")
     with tempfile.TemporaryDirectory(prefix="judgeloop-judge-") as tmp:
         backend = _backend(model, gen, Path(tmp))
-        name = Path(path).stem
         if fmt in PAIRWISE_FORMATS:
-            from .evaluation import eval_rows, evaluate_set, load_set
+            from .evaluation import eval_rows, evaluate_set
 
-            items, subsets = load_set(fmt, path, limit)
             judged, summary = evaluate_set(
                 name, fmt, items, subsets, backend, max_tokens=max_tokens, fallback=fallback, orders_mode=orders,
                 order_seed=order_seed, samples=samples, temperature=temperature,
             )
             write_parquet(to_table("eval", eval_rows(name, judged, subsets, backend.model_name, backend.model_hash)), output)
-        elif fmt == "likert":
+        else:
             from .backends import Sampling
-            from .likert import judge_likert, likert_metrics, parse_items, rubric_rows
+            from .likert import judge_likert, likert_metrics
 
-            kind = "parquet" if path.endswith(".parquet") else "jsonl"
-            where, rows = rubric_rows(kind, path)
-            items = parse_items(rows[:limit] if limit else rows, layout, where, name)
             greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, n=1, seed=0)
-            judged_l = judge_likert(items, backend, greedy, fallback, seed_key="judge", desc="judge")
-            gold = {i.item_id: i.gold_score for i in items}
+            judged_l = judge_likert(likert_items, backend, greedy, fallback, seed_key="judge", desc="judge")
+            gold = {i.item_id: i.gold_score for i in likert_items}
             summary = likert_metrics([j.score for j in judged_l], [gold[j.item_id] for j in judged_l], [j.parse_status for j in judged_l])
             out_rows = [
                 {"dataset": name, "example_id": j.item_id, "judge": backend.model_name, "judge_hash": backend.model_hash,
@@ -73,8 +81,6 @@ def judge_file(
                 for j in judged_l
             ]
             write_parquet(to_table("likert_eval", out_rows), output)
-        else:
-            raise ValueError(f"--format {fmt!r}: expected one of {[*PAIRWISE_FORMATS, 'likert']}")
         summary["judge"] = backend.model_name
         summary["seconds"] = round(time.time() - t0, 1)
         backend.close()

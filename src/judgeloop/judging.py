@@ -77,13 +77,35 @@ def winner(order: str) -> str:
     return "A" if order == "wl" else "B"
 
 
+def choice_probs(logprobs: dict[str, float], temperature: float = 1.0) -> dict[str, float]:
+    """Next-token probabilities renormalised over the choices, at a temperature."""
+    t = max(temperature, 1e-6)
+    m = max(logprobs.values())
+    w = {k: math.exp((v - m) / t) for k, v in logprobs.items()}
+    z = sum(w.values())
+    return {k: v / z for k, v in w.items()}
+
+
 def restricted_probs(logprobs: dict[str, float], temperature: float = 1.0) -> tuple[float, float]:
     """p(A), p(B) renormalised over the two choices, at a temperature."""
-    t = max(temperature, 1e-6)
-    a, b = logprobs["A"] / t, logprobs["B"] / t
-    m = max(a, b)
-    ea, eb = math.exp(a - m), math.exp(b - m)
-    return ea / (ea + eb), eb / (ea + eb)
+    p = choice_probs(logprobs, temperature)
+    return p["A"], p["B"]
+
+
+def forced_choice(logprobs: dict[str, float], temperature: float, rng_key: str) -> tuple[str, dict[str, float]] | None:
+    """The forced fallback's pick among single-token choices (verdicts or scores).
+
+    Sampled at `temperature` with an RNG seeded by `rng_key`; argmax (first
+    choice on a tie) when greedy. Returns (choice, probabilities at T=1), or
+    None when no choice is in the engine's top-k: no verdict, never a guess.
+    """
+    if max(logprobs.values()) == float("-inf"):
+        return None
+    probs = choice_probs(logprobs)
+    if temperature > 0:
+        w = choice_probs(logprobs, temperature)
+        return random.Random(rng_key).choices(list(w), weights=list(w.values()))[0], probs
+    return max(probs, key=probs.get), probs
 
 
 def judge_items(
@@ -130,15 +152,11 @@ def judge_items(
                 for r in todo
             ]
             for r, lp in zip(todo, backend.choice_logprobs(contexts, ["A", "B"])):
-                if lp["A"] == lp["B"] == float("-inf"):
-                    continue  # neither token in the engine's top-k: no verdict, never a guess
-                r.p_a, r.p_b = restricted_probs(lp)
-                if sampling.temperature > 0:
-                    pa, _ = restricted_probs(lp, sampling.temperature)
-                    rng = random.Random(f"{r.seed}:{r.sample_idx}")
-                    r.verdict = "A" if rng.random() < pa else "B"
-                else:
-                    r.verdict = "A" if r.p_a >= r.p_b else "B"
+                picked = forced_choice(lp, sampling.temperature, f"{r.seed}:{r.sample_idx}")
+                if picked is None:
+                    continue
+                r.verdict, probs = picked
+                r.p_a, r.p_b = probs["A"], probs["B"]
                 r.verdict_source = "forced"
     for r in rows:
         r.correct = None if r.verdict is None else r.verdict == winner(r.order)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import Backend, Request, Sampling
+from .judging import forced_choice
 from .loaders import InputError, read_jsonl, read_parquet_rows
 from .pairs import request_seed
 from .prompts import assign_split, split_u
@@ -248,8 +249,6 @@ class LikertJudged:
 
 def judge_likert(items: list[RubricItem], backend: Backend, sampling: Sampling, fallback: str, seed_key: str, desc: str) -> list[LikertJudged]:
     """`sampling.n` judgments per item; forced fallback reads 1..5 from the next token."""
-    import math
-
     reqs = []
     for it in items:
         key = f"{seed_key}:{it.item_id}"
@@ -267,20 +266,12 @@ def judge_likert(items: list[RubricItem], backend: Backend, sampling: Sampling, 
         if todo:
             ctx = [(msgs[f"{seed_key}:{r.item_id}"], r.text.rstrip() + FORCED_SCORE_CONTINUATION) for r in todo]
             for r, lp in zip(todo, backend.choice_logprobs(ctx, list(SCORES))):
-                m = max(lp.values())
-                if m == float("-inf"):
-                    continue  # no score token in the engine's top-k: no score, never a guess
-                p = {k: math.exp(v - m) for k, v in lp.items()}
-                z = sum(p.values())
-                r.expected_score = round(sum(int(k) * v / z for k, v in p.items()), 4)
-                if sampling.temperature > 0:
-                    t = sampling.temperature
-                    w = {k: math.exp((v - m) / t) for k, v in lp.items()}
-                    rng = random.Random(f"{r.seed}:{r.sample_idx}")
-                    r.score = int(rng.choices(list(w), weights=list(w.values()))[0])
-                else:
-                    r.score = int(max(p, key=p.get))
-                r.score_source = "forced"
+                picked = forced_choice(lp, sampling.temperature, f"{r.seed}:{r.sample_idx}")
+                if picked is None:
+                    continue
+                choice, probs = picked
+                r.score, r.score_source = int(choice), "forced"
+                r.expected_score = round(sum(int(k) * v for k, v in probs.items()), 4)
     n_parsed = sum(r.score_source == "parsed" for r in rows)
     log.info("%s: %d judgments, %d parsed", desc, len(rows), n_parsed)
     return rows

@@ -76,8 +76,7 @@ def run_rubrics(params: Params, args: Any) -> None:
     ids = [it.item_id for it in items]
     if len(set(ids)) != len(ids):
         raise ValueError("likert.sources: item ids collide across sources; give each source a distinct `name`")
-    fractions = lk.split.iteration_fractions or {it: 0.0 for it in params.iterations}
-    splits = split_items(items, lk.split.seed, lk.split.eval_fraction, {k: v for k, v in fractions.items() if v > 0})
+    splits = split_items(items, lk.split.seed, lk.split.eval_fraction, lk.split.iteration_fractions)
     rows = [
         {
             "item_id": it.item_id, "instruction": it.instruction, "response": it.response,
@@ -152,8 +151,7 @@ def _curate_likert(params: Params, it: str) -> None:
     dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta)
     write_parquet(to_table("dpo", dpo), DATA / it / "dpo.parquet")
     write_parquet(to_table("sft", sft), DATA / it / "sft.parquet")
-    write_json(funnel | {"dpo": {k: funnel[k] for k in ("dpo_pairs", "kept") if k in funnel} | (
-        {"empty_reason": funnel["empty_reason"]} if "empty_reason" in funnel else {})}, METRICS / it / "curation.json")
+    write_json(funnel, METRICS / it / "curation.json")
     if "empty_reason" in funnel:
         log.warning("curate@%s: the DPO set is EMPTY: %s", it, funnel["empty_reason"])
 
@@ -289,7 +287,8 @@ def run_train(params: Params, args: Any) -> None:
     def rows_of(kind: str) -> list[dict[str, Any]]:
         rows = read_parquet(DATA / it / f"{kind}.parquet").to_pylist()
         if not rows:
-            reason = (funnel if kind == "sft" else funnel.get("dpo", {})).get("empty_reason", f"the {kind} set is empty")
+            section = funnel.get("dpo", funnel) if kind == "dpo" else funnel  # likert: one flat DPO funnel
+            reason = section.get("empty_reason", f"the {kind} set is empty")
             raise ValueError(f"train@{it}: nothing to train on ({kind}): {reason}")
         return rows
 

@@ -131,26 +131,32 @@ def _prepare(batch: str, df: pd.DataFrame) -> pd.DataFrame:
     elif batch == "judgments":
         verdict, correct = _col(df, "verdict"), _col(df, "correct")
         df["_correct_null_iff_verdict_null"] = correct.isna() == verdict.isna()
-        not_ok = _col(df, "parse_status").ne("ok").fillna(True).astype(bool)
-        parsed = _col(df, "verdict_source").eq("parsed").fillna(False).astype(bool)
-        df["_parsed_needs_parse_ok"] = ~(not_ok & parsed)
+        df["_parsed_needs_parse_ok"] = _parsed_needs_parse_ok(df, "verdict_source")
     elif batch == "sft":
-        pairs = zip(_col(df, "completion"), _col(df, "verdict"))
-        tags = [isinstance(c, str) and isinstance(v, str) and f"[[{v}]]" in c for c, v in pairs]
-        df["_tag_matches_verdict"] = pd.Series(tags, index=df.index, dtype=bool)
+        df["_tag_matches_verdict"] = _tag_matches(df, "[[{}]]")
         df["_is_a"] = _col(df, "verdict").eq("A").fillna(False).astype(float)
     elif batch == "dpo":
         same = _col(df, "chosen").eq(_col(df, "rejected")).fillna(False).astype(bool)
         df["_chosen_differs_rejected"] = ~same
     elif batch == "likert_judgments":
-        not_ok = _col(df, "parse_status").ne("ok").fillna(True).astype(bool)
-        parsed = _col(df, "score_source").eq("parsed").fillna(False).astype(bool)
-        df["_parsed_needs_parse_ok"] = ~(not_ok & parsed)
+        df["_parsed_needs_parse_ok"] = _parsed_needs_parse_ok(df, "score_source")
     elif batch == "likert_sft":
-        pairs = zip(_col(df, "completion"), _col(df, "verdict"))
-        tags = [isinstance(c, str) and isinstance(v, str) and f"[RESULT] {v}" in c for c, v in pairs]
-        df["_tag_matches_verdict"] = pd.Series(tags, index=df.index, dtype=bool)
+        df["_tag_matches_verdict"] = _tag_matches(df, "[RESULT] {}")
     return df
+
+
+def _parsed_needs_parse_ok(df: pd.DataFrame, source_col: str) -> pd.Series:
+    """A verdict/score the judge wrote itself ("parsed") needs parse_status ok."""
+    not_ok = _col(df, "parse_status").ne("ok").fillna(True).astype(bool)
+    parsed = _col(df, source_col).eq("parsed").fillna(False).astype(bool)
+    return ~(not_ok & parsed)
+
+
+def _tag_matches(df: pd.DataFrame, tag: str) -> pd.Series:
+    """The completion contains the verdict line for its own verdict (tag: "[[{}]]" or "[RESULT] {}")."""
+    pairs = zip(_col(df, "completion"), _col(df, "verdict"))
+    flags = [isinstance(c, str) and isinstance(v, str) and tag.format(v) in c for c, v in pairs]
+    return pd.Series(flags, index=df.index, dtype=bool)
 
 
 def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_chars: int) -> list[_Check]:

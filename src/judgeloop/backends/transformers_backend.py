@@ -137,17 +137,13 @@ class TransformersBackend(Backend):
         return results
 
     def _completion(self, r: Request, j: int, ids: list[int], n_prompt: int, s: Sampling) -> Completion:
-        pad = self.tok.pad_token_id
+        # tokens after the first eos are padding from batch-mates still generating
         n, finish = len(ids), "length"
         for k, t in enumerate(ids):
             if t in self.eos_ids:
                 n, finish = k + 1, "stop"
                 break
-        # trailing pads after eos are not tokens the model produced
         text = self.tok.decode(ids[:n], skip_special_tokens=True)
-        if pad not in self.eos_ids:
-            while n and ids[n - 1] == pad:
-                n -= 1
         for stop in s.stop:
             cut = text.find(stop)
             if cut >= 0:
