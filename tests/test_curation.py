@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from judgeloop.config import CurationConfig
-from judgeloop.curation import curate_sft, training_completion
+from judgeloop.curation import curate_dpo, curate_sft, training_completion
 
 
 def J(pair: str, order: str, idx: int, verdict: str | None, source: str | None = "parsed", status: str = "ok"):
@@ -99,3 +99,68 @@ def test_no_judgments():
 def test_invalid_curation_config(bad):
     with pytest.raises(ValueError):
         CurationConfig(**bad)
+
+
+# --- DPO pairs: chosen = correct, rejected = wrong / unparsed / tie of the same pair and order
+
+
+def test_dpo_no_correct_sample_gives_no_pair():
+    js = [J("p", "wl", i, "B") for i in range(3)] + [J("p", "wl", 3, None, status="none")]
+    rows, funnel = curate_dpo(js, PAIRS, cfg(), "it1")
+    assert rows == [] and funnel["groups_none_correct"] == 1
+    assert funnel["empty_reason"] == "no pair and order has both a correct and an incorrect judgment"
+
+
+def test_dpo_all_correct_gives_no_pair():
+    js = [J("p", "wl", i, "A") for i in range(4)]
+    rows, funnel = curate_dpo(js, PAIRS, cfg(), "it1")
+    assert rows == [] and funnel["groups_all_correct"] == 1 and funnel["kept"] == 0
+
+
+def test_dpo_tie_and_unparsed_are_rejected_with_reason():
+    # both tags written: a tie, no verdict; counts as a rejected candidate
+    js = [J("p", "wl", 0, "A"), J("p", "wl", 1, None, status="both"), J("p", "wl", 2, "B")]
+    rows, funnel = curate_dpo(js, PAIRS, cfg(pairs_per_input=5), "it1")
+    assert funnel["groups_mixed"] == 1 and funnel["combinations"] == 2 and len(rows) == 2
+    by_rejected = {r["rejected_judgment_id"]: r for r in rows}
+    assert by_rejected["it1:p:wl:1"]["rejected_reason"] == "unparsed"
+    assert by_rejected["it1:p:wl:1"]["rejected_verdict"] is None
+    assert by_rejected["it1:p:wl:2"]["rejected_reason"] == "wrong"
+    assert all(r["chosen_judgment_id"] == "it1:p:wl:0" and r["chosen_verdict"] == "A" for r in rows)
+    assert rows[0]["chosen"].endswith("[[A]]") and rows[0]["chosen"] != rows[0]["rejected"]
+
+
+def test_dpo_combinations_are_seeded_distinct_and_capped():
+    js = [J("p", "lw", i, "B") for i in range(3)] + [J("p", "lw", i, "A") for i in range(3, 6)]  # 3 x 3 = 9
+    rows, funnel = curate_dpo(js, PAIRS, cfg(pairs_per_input=4), "it1")
+    ids = [(r["chosen_judgment_id"], r["rejected_judgment_id"]) for r in rows]
+    assert len(ids) == len(set(ids)) == 4 and funnel["combinations"] == 4
+    assert ids == [(r["chosen_judgment_id"], r["rejected_judgment_id"]) for r in curate_dpo(js, PAIRS, cfg(pairs_per_input=4), "it1")[0]]
+    other = {tuple((r["chosen_judgment_id"], r["rejected_judgment_id"]) for r in curate_dpo(js, PAIRS, cfg(pairs_per_input=4, seed=s), "it1")[0]) for s in range(10)}
+    assert len(other) > 1
+    # the shown prompt follows the order: lw shows the worse response as A
+    assert rows[0]["prompt"].index("bad p") < rows[0]["prompt"].index("good p")
+
+
+def test_dpo_balance_follows_balance_unless_dpo_balance_is_set():
+    # a position-biased judge: the only mixed groups are ones where 'B wins' is correct
+    js = [J("p", "lw", 0, "B"), J("p", "lw", 1, "A"), J("q", "lw", 0, "B"), J("q", "lw", 1, "A")]
+    rows, funnel = curate_dpo(js, PAIRS, cfg(balance="truncate"), "it1")
+    assert rows == [] and "no DPO pair has a chosen judgment saying 'A wins'" in funnel["empty_reason"]
+    rows, funnel = curate_dpo(js, PAIRS, cfg(balance="truncate", dpo_balance="none"), "it1")
+    assert len(rows) == 2 and funnel["b_wins_before_balance"] == 2 and "empty_reason" not in funnel
+    rows, _ = curate_dpo(js, PAIRS, cfg(balance="none", dpo_balance="truncate"), "it1")
+    assert rows == []
+
+
+def test_dpo_truncate_equalises_chosen_verdicts():
+    js = [J("p", "wl", 0, "A"), J("p", "wl", 1, "B"), J("q", "lw", 0, "B"), J("q", "lw", 1, "A"),
+          J("r", "lw", 0, "B"), J("r", "lw", 1, "A")]
+    rows, funnel = curate_dpo(js, PAIRS, cfg(balance="truncate"), "it1")
+    assert sorted(r["chosen_verdict"] for r in rows) == ["A", "B"]
+    assert funnel["a_wins_before_balance"] == 1 and funnel["b_wins_before_balance"] == 2 and funnel["kept"] == 2
+
+
+def test_dpo_balance_value_is_checked():
+    with pytest.raises(ValueError, match="dpo_balance"):
+        CurationConfig(dpo_balance="oversample")

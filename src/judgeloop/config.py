@@ -175,7 +175,13 @@ class CurationConfig(_Model):
     balance: Literal["truncate", "none"] = "truncate"
     # DPO: (correct, incorrect) combinations drawn per pair and order
     pairs_per_input: int = Field(1, ge=1)
+    # balancing of the DPO set; null = same as `balance`
+    dpo_balance: Literal["truncate", "none"] | None = None
     seed: int = 0
+
+    @property
+    def dpo_balance_mode(self) -> str:
+        return self.dpo_balance or self.balance
 
 
 class LoraConfig(_Model):

@@ -128,7 +128,8 @@ def curate_dpo(
 
     Per (pair, order) up to `pairs_per_input` distinct (correct, incorrect)
     combinations are drawn with a seeded RNG; then "A wins"/"B wins" (the
-    chosen verdict) are balanced like the SFT set.
+    chosen verdict) are balanced when `dpo_balance` (default: `balance`) is
+    `truncate`.
     """
     funnel: dict[str, Any] = {"judgments": len(judgments)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -155,7 +156,7 @@ def curate_dpo(
     funnel["combinations"] = len(picked)
     sides = {v: [c for c in picked if c[0]["verdict"] == v] for v in ("A", "B")}
     funnel["a_wins_before_balance"], funnel["b_wins_before_balance"] = len(sides["A"]), len(sides["B"])
-    if cfg.balance == "truncate":
+    if cfg.dpo_balance_mode == "truncate":
         k = min(len(sides["A"]), len(sides["B"]))
         if k == 0 and picked:
             missing = "A" if not sides["A"] else "B"
