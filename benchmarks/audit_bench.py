@@ -42,7 +42,7 @@ import pandas as pd
 
 from judgeloop import audit
 from judgeloop.diff import DIFF_KEYS, diff_iterations, iteration_ignores
-from judgeloop.io import write_json
+from judgeloop.io import ROW_GROUP_SIZE, write_json
 
 CATEGORIES = ["reasoning", "coding", "math", "writing", "extraction", "roleplay", "stem", "humanities"]
 POOL = 4096  # distinct text bodies; each row's text is made unique by a suffix
@@ -68,7 +68,7 @@ def _text_pool(seed: int = 0) -> list[str]:
     return out
 
 
-def generate(root: Path, rows: int, iterations: int, samples: int, row_group_size: int = 1 << 20) -> dict[str, Any]:
+def generate(root: Path, rows: int, iterations: int, samples: int, row_group_size: int = ROW_GROUP_SIZE) -> dict[str, Any]:
     """Write data/, metrics/ under root; returns what was generated."""
     n_pairs = max(1, rows // (iterations * 2 * samples))
     per_iter = n_pairs * 2 * samples
@@ -432,7 +432,7 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 def run(
     rows: int, iterations: int, samples: int, repeat: int, workdir: Path | None, keep: bool, skip_pandas: bool,
-    row_group_size: int = 1 << 20,
+    row_group_size: int = ROW_GROUP_SIZE,
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="judgeloop-bench-", dir=workdir))
     try:
@@ -514,9 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=4, help="samples per pair and order")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
     ap.add_argument(
-        "--row-group-size", type=int, default=1 << 20,
-        help="Parquet row group size (default 1Mi rows: what pyarrow, hence judgeloop.io.write_parquet, writes). "
-        "DuckDB scans one row group per thread, so files of fewer rows are read single-threaded",
+        "--row-group-size", type=int, default=ROW_GROUP_SIZE,
+        help=f"Parquet row group size (default {ROW_GROUP_SIZE:,} rows: what judgeloop.io.write_parquet writes). "
+        "DuckDB scans one row group per thread",
     )
     ap.add_argument("--workdir", type=Path, help="where to put the temporary project (default: the system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")

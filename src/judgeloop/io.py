@@ -37,10 +37,15 @@ def atomic_path(dest: str | Path, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+# Row groups of 128k rows let DuckDB scan one large file on several threads
+# (pyarrow's default is 1M rows: one thread per file below that).
+ROW_GROUP_SIZE = 128 * 1024
+
+
 def write_parquet(table: pa.Table, dest: str | Path) -> Path:
     """Write a table atomically (zstd, deterministic bytes for the same content)."""
     with atomic_path(dest) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
     return Path(dest)
 
 
