@@ -227,22 +227,14 @@ def run_judge(params: Params, args: Any) -> None:
 
 
 def run_curate(params: Params, args: Any) -> None:
-    from .curation import curate_dpo, curate_sft
-    from .schemas import check_table, to_table
+    from .curation import curate_files
 
     it = args.iteration
     if params.method == "likert":
         return _curate_likert(params, it)
-    path = DATA / it / "judgments.parquet"
-    table = read_parquet(path)
-    check_table("judgments", table, str(path))
-    judgments = table.to_pylist()
-    pairs = {p["pair_id"]: p for p in read_parquet(DATA / "pairs.parquet").to_pylist()}
     cfg = params.curation_for(it)
-    sft_rows, sft_funnel = curate_sft(judgments, pairs, cfg, it)
-    dpo_rows, dpo_funnel = curate_dpo(judgments, pairs, cfg, it)
-    write_parquet(to_table("sft", sft_rows), DATA / it / "sft.parquet")
-    write_parquet(to_table("dpo", dpo_rows), DATA / it / "dpo.parquet")
+    sft_funnel, dpo_funnel = curate_files(DATA / it / "judgments.parquet", DATA / "pairs.parquet", cfg, it,
+                                          DATA / it / "sft.parquet", DATA / it / "dpo.parquet")
     write_json(sft_funnel | {"dpo": dpo_funnel}, METRICS / it / "curation.json")
     for name, funnel in (("SFT", sft_funnel), ("DPO", dpo_funnel)):
         if "empty_reason" in funnel:
