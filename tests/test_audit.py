@@ -532,3 +532,27 @@ def test_reports_match_an_independent_pandas_implementation(tmp_path):
         assert len(ours) > 0, name
         assert bench.same_numbers(ours, getattr(theirs, name)(), keys, values), name
     c.close()
+
+
+def test_dpo_pairs_report_matches_dpo_curation(project):
+    import pyarrow.parquet as pq
+
+    from judgeloop.config import CurationConfig
+    from judgeloop.curation import curate_dpo
+
+    judged = pq.read_table(project / "data" / "it1" / "judgments.parquet").to_pylist()
+    pairs = {p["pair_id"]: p for p in pq.read_table(project / "data" / "pairs.parquet").to_pylist()}
+    dpo, funnel = curate_dpo(judged, pairs, CurationConfig(balance="none", pairs_per_input=5), "it1")
+    write_parquet(to_table("dpo", dpo), project / "data" / "it1" / "dpo.parquet")
+    c = open_audit(project)
+    got = {r["iteration"]: r for r in rows(run_report(c, "dpo_pairs"))}
+    c.close()
+    # it1: (p2, wl) = [A, B] and (p3, wl) = [A, unparsed] are the only groups with both kinds
+    it1 = got["it1"]
+    assert (it1["groups"], it1["groups_mixed"], it1["combinations_possible"]) == (6, 2, 2)
+    assert it1["dpo_rows"] == funnel["kept"] == 2
+    assert (it1["chosen_a"], it1["chosen_b"], it1["rejected_wrong"], it1["rejected_unparsed"]) == (2, 0, 1, 1)
+    # it2: (p4, lw) = [B, A] is mixed, but it2 has no dpo file; it3 judged nothing
+    it2 = got["it2"]
+    assert (it2["groups"], it2["groups_mixed"], it2["combinations_possible"], it2["dpo_rows"]) == (6, 1, 1, 0)
+    assert set(got) == {"it1", "it2"}

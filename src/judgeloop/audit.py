@@ -370,6 +370,49 @@ ORDER BY iteration_key(c.iteration)
 )
 
 _report(
+    "dpo_pairs",
+    "DPO sets per iteration: (pair, order) groups judged, groups with both a correct and a not-correct sample "
+    "(the only ones that can give a pair), possible combinations, then the rows in data/<it>/dpo.parquet "
+    "by chosen verdict and rejected reason.",
+    """
+WITH grp AS (
+    SELECT iteration, pair_id, "order",
+           count(*) FILTER (WHERE correct) AS n_correct,
+           count(*) FILTER (WHERE correct IS NOT TRUE) AS n_other
+    FROM judgments WHERE pair_id IS NOT NULL
+    GROUP BY iteration, pair_id, "order"
+), g AS (
+    SELECT iteration,
+           count(*) AS groups,
+           count(*) FILTER (WHERE n_correct > 0 AND n_other > 0) AS groups_mixed,
+           sum(CASE WHEN n_correct > 0 AND n_other > 0 THEN n_correct * n_other ELSE 0 END) AS combinations_possible
+    FROM grp GROUP BY iteration
+), d AS (
+    SELECT iteration,
+           count(*) AS dpo_rows,
+           count(*) FILTER (WHERE chosen_verdict = 'A') AS chosen_a,
+           count(*) FILTER (WHERE chosen_verdict = 'B') AS chosen_b,
+           count(*) FILTER (WHERE rejected_reason = 'wrong') AS rejected_wrong,
+           count(*) FILTER (WHERE rejected_reason = 'unparsed') AS rejected_unparsed,
+           count(*) FILTER (WHERE rejected_reason NOT IN ('wrong', 'unparsed')) AS rejected_other
+    FROM dpo GROUP BY iteration
+)
+SELECT iteration,
+       coalesce(g.groups, 0) AS groups,
+       coalesce(g.groups_mixed, 0) AS groups_mixed,
+       coalesce(g.combinations_possible, 0) AS combinations_possible,
+       coalesce(d.dpo_rows, 0) AS dpo_rows,
+       coalesce(d.chosen_a, 0) AS chosen_a,
+       coalesce(d.chosen_b, 0) AS chosen_b,
+       coalesce(d.rejected_wrong, 0) AS rejected_wrong,
+       coalesce(d.rejected_unparsed, 0) AS rejected_unparsed,
+       coalesce(d.rejected_other, 0) AS rejected_other
+FROM g FULL OUTER JOIN d USING (iteration)
+ORDER BY iteration_key(iteration)
+""",
+)
+
+_report(
     "keep_rate_by_category",
     "Per iteration and prompt category: pairs judged, pairs kept in the SFT set, keep rate ('(all)' = the iteration).",
     """

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainingConfig
-from .seed import model_identity, save_model
+from .seed import load_checkpoint, model_identity, save_model
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,11 @@ def _precision() -> dict[str, Any]:
 
 def _load(init_dir: str | Path, cfg: TrainingConfig) -> tuple[Any, Any, Any, dict[str, Any]]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(init_dir)
+    prec = _precision()
+    model, tok = load_checkpoint(init_dir, torch.bfloat16 if prec["bf16"] else torch.float32, what="training init model")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    prec = _precision()
-    model = AutoModelForCausalLM.from_pretrained(init_dir, dtype=torch.bfloat16 if prec["bf16"] else torch.float32)
     peft_config = None
     if cfg.lora.enabled:
         from peft import LoraConfig
