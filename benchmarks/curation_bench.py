@@ -496,6 +496,33 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _side(which: str, root: Path, cfg: dict[str, Any], ab: float | None) -> dict[str, Any]:
+    """One implementation's curation + validation, in its own process (its own peak memory)."""
+    t0 = time.perf_counter()
+    import judgeloop.validation  # noqa: F401  great-expectations takes seconds to import: kept out of the timings
+    import_s = time.perf_counter() - t0
+    c = CurationConfig(**cfg)
+    d = root / "data" / ITERATION
+    files = {"judgments": d / "judgments.parquet", "sft": d / "sft.parquet", "dpo": d / "dpo.parquet"}
+    if which == "judgeloop":
+        cur_s, funnel = timed(lambda: judgeloop_curate(root, c))
+        rss_cur = _rss_mb()
+        val_s, counts = timed(lambda: judgeloop_validate(files, root / "reports" / "validation", ab))
+    else:
+        cur_s, funnel = timed(lambda: PandasCuration(root, c).run())
+        rss_cur = _rss_mb()
+        val_s, counts = timed(lambda: PandasValidation(files, ab).run())
+    return {"curate_s": cur_s, "validate_s": val_s, "funnel": funnel, "counts": counts, "import_s": import_s,
+            "max_rss_mb_after_curate": rss_cur, "max_rss_mb": _rss_mb()}
+
+
+def _in_child(*args: Any) -> dict[str, Any]:
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_side, args)
+
+
 def run(rows: int, samples: int, workdir: Path | None, keep: bool, skip_pandas: bool, cfg: CurationConfig) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="judgeloop-curbench-", dir=workdir))
     try:
@@ -511,42 +538,38 @@ def run(rows: int, samples: int, workdir: Path | None, keep: bool, skip_pandas: 
         for f in ("data/pairs.parquet", f"data/{ITERATION}/judgments.parquet"):
             os.link(tmp / f, ptmp / f)
         ab = 0.2 if cfg.balance == "truncate" else None
-        results: list[dict[str, Any]] = []
-
-        j_cur, j_funnel = timed(lambda: judgeloop_curate(tmp, cfg))
-        print(f"  curate: judgeloop {j_cur:.2f} s (max RSS so far {_rss_mb()} MB)", flush=True)
-        d = tmp / "data" / ITERATION
-        files = {"judgments": d / "judgments.parquet", "sft": d / "sft.parquet", "dpo": d / "dpo.parquet"}
-        j_val, j_counts = timed(lambda: judgeloop_validate(files, tmp / "reports" / "validation", ab))
-        print(f"  validate: judgeloop {j_val:.2f} s (max RSS so far {_rss_mb()} MB)", flush=True)
-        p_cur = p_val = None
+        J = _in_child("judgeloop", tmp, cfg.model_dump(), ab)
+        print(f"  judgeloop: curate {J['curate_s']:.2f} s, validate {J['validate_s']:.2f} s, max RSS {J['max_rss_mb']} MB", flush=True)
+        P = None
         same_funnel = same_rows = same_counts = None
         if not skip_pandas:
-            p_cur, p_funnel = timed(lambda: PandasCuration(ptmp, cfg).run())
-            print(f"  curate: pandas {p_cur:.2f} s (max RSS so far {_rss_mb()} MB)", flush=True)
-            pd_ = ptmp / "data" / ITERATION
-            pfiles = {"judgments": pd_ / "judgments.parquet", "sft": pd_ / "sft.parquet", "dpo": pd_ / "dpo.parquet"}
-            p_val, p_counts = timed(lambda: PandasValidation(pfiles, ab).run())
-            print(f"  validate: pandas {p_val:.2f} s (max RSS so far {_rss_mb()} MB)", flush=True)
-            same_funnel = json.loads(json.dumps(j_funnel, sort_keys=True)) == json.loads(json.dumps(p_funnel, sort_keys=True))
+            P = _in_child("pandas", ptmp, cfg.model_dump(), ab)
+            print(f"  pandas:    curate {P['curate_s']:.2f} s, validate {P['validate_s']:.2f} s, max RSS {P['max_rss_mb']} MB", flush=True)
+            same_funnel = json.dumps(J["funnel"], sort_keys=True) == json.dumps(P["funnel"], sort_keys=True)
             if not same_funnel:
-                print(f"  funnels differ:\n    judgeloop {j_funnel}\n    pandas    {p_funnel}", flush=True)
-            same_rows = compare_outputs(d, pd_)
-            same_counts = j_counts == p_counts
+                print(f"  funnels differ:\n    judgeloop {J['funnel']}\n    pandas    {P['funnel']}", flush=True)
+            same_rows = compare_outputs(tmp / "data" / ITERATION, ptmp / "data" / ITERATION)
+            same_counts = J["counts"] == P["counts"]
             if not same_counts:
-                print(f"  unexpected counts differ:\n    judgeloop {j_counts}\n    pandas    {p_counts}", flush=True)
-        results.append({"step": "curate (sft + dpo)", "judgeloop_s": j_cur, "pandas_s": p_cur, "match": None if skip_pandas else bool(same_funnel and same_rows)})
-        results.append({"step": "validate (judgments, sft, dpo)", "judgeloop_s": j_val, "pandas_s": p_val, "match": same_counts})
-        results.append({"step": "total", "judgeloop_s": j_cur + j_val, "pandas_s": None if skip_pandas else p_cur + p_val,
-                        "match": None if skip_pandas else bool(same_funnel and same_rows and same_counts)})
-        out_sizes = {k: pq.ParquetFile(v).metadata.num_rows for k, v in files.items()}
-        failing = {k: {f"{e}({c})": n for (e, c), n in v.items() if n} for k, v in j_counts.items()}
+                print(f"  unexpected counts differ:\n    judgeloop {J['counts']}\n    pandas    {P['counts']}", flush=True)
+        ok = None if skip_pandas else bool(same_funnel and same_rows)
+        results = [
+            {"step": "curate (sft + dpo)", "judgeloop_s": J["curate_s"], "pandas_s": P and P["curate_s"], "match": ok},
+            {"step": "validate (judgments, sft, dpo)", "judgeloop_s": J["validate_s"], "pandas_s": P and P["validate_s"], "match": same_counts},
+            {"step": "total", "judgeloop_s": J["curate_s"] + J["validate_s"],
+             "pandas_s": P and P["curate_s"] + P["validate_s"], "match": None if skip_pandas else bool(ok and same_counts)},
+        ]
+        d = tmp / "data" / ITERATION
+        out_sizes = {k: pq.ParquetFile(d / f"{k}.parquet").metadata.num_rows for k in ("judgments", "sft", "dpo")}
+        failing = {k: {f"{e}({c})": n for (e, c), n in v.items() if n} for k, v in J["counts"].items()}
         return {
             "rows": info["judgments"], "requested_rows": rows, "pairs": info["pairs"], "samples": samples,
             "curation": cfg.model_dump(), "parquet_mb_inputs": round(size / 1e6, 1),
-            "parquet_mb_outputs": round(sum(files[k].stat().st_size for k in ("sft", "dpo")) / 1e6, 1),
-            "output_rows": out_sizes, "funnel": j_funnel, "unexpected_counts": failing,
-            "generate_s": round(gen_s, 2), "results": results,
+            "parquet_mb_outputs": round(sum((d / f"{k}.parquet").stat().st_size for k in ("sft", "dpo")) / 1e6, 1),
+            "output_rows": out_sizes, "funnel": J["funnel"], "unexpected_counts": failing,
+            "generate_s": round(gen_s, 2), "results": results, "gx_import_s": round(J["import_s"], 2),
+            "max_rss_mb": {"judgeloop": J["max_rss_mb"], "judgeloop_after_curate": J["max_rss_mb_after_curate"],
+                           "pandas": P and P["max_rss_mb"], "pandas_after_curate": P and P["max_rss_mb_after_curate"]},
         }
     finally:
         if keep:
@@ -568,7 +591,10 @@ def render(report: dict[str, Any]) -> str:
     m = report.get("machine", {})
     if m:
         lines.append(f"load average at start {tuple(round(x, 2) for x in m['load_avg_at_start'])}, "
-                     f"at end {tuple(round(x, 2) for x in m['load_avg_at_end'])}; {m['cpus']} CPUs; max RSS {m['max_rss_mb']} MB")
+                     f"at end {tuple(round(x, 2) for x in m['load_avg_at_end'])}; {m['cpus']} CPUs")
+    r = report["max_rss_mb"]
+    pandas_rss = "-" if r["pandas"] is None else f"{r['pandas']:.0f}"
+    lines.append(f"peak RSS: judgeloop {r['judgeloop']:.0f} MB, pandas {pandas_rss} MB (each side in its own process)")
     return "\n".join(lines)
 
 
@@ -587,17 +613,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = CurationConfig(per=args.per, balance=args.balance, dpo_balance=args.dpo_balance, pairs_per_input=args.pairs_per_input)
 
-    t0 = time.perf_counter()
-    import judgeloop.validation  # noqa: F401  great-expectations: a one-off cost per process, kept out of the timings
-    import_s = time.perf_counter() - t0
     load_at_start = os.getloadavg()
     report = run(args.rows, args.samples, args.workdir, args.keep, args.skip_pandas, cfg)
     report["machine"] = {
         "platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
         "pandas": pd.__version__, "polars": pl.__version__, "pyarrow": pa.__version__, "duckdb": duckdb.__version__,
-        "max_rss_mb": _rss_mb(), "load_avg_at_start": load_at_start, "load_avg_at_end": os.getloadavg(),
+        "load_avg_at_start": load_at_start, "load_avg_at_end": os.getloadavg(),
     }
-    report["gx_import_s"] = round(import_s, 2)
     report["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     print()
     print(render(report))

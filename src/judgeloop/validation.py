@@ -8,6 +8,17 @@ written to a GX project folder. `validate_files` validates parquet files, writes
 `results.json` and GX Data Docs HTML, and `raise_on_failure` turns failed
 reports into one `DataValidationError` naming the dataset, the expectation and a
 few offending row ids (computed in pandas, since GX reports values, not ids).
+
+Large files are validated in parts so that neither memory nor GX's per-metric
+row filtering grows with the text: GX runs each batch's expectations on (1) a
+frame of the narrow columns plus the computed check columns, whole, (2) the
+long text columns (judgment texts, prompts, completions, ...) with the key,
+a chunk of row groups (~1 GB of text) at a time, and (3) the table-columns
+check on a 0-row frame with the file's columns. Every expectation runs on
+every row exactly once; a report merges the parts (success: all parts pass;
+unexpected_count: the sum). GX's batch fingerprint (an md5 over the frame's
+contents, a batch marker nothing here reads) is turned off while judgeloop
+validates: it cost more than all the expectations together.
 """
 
 from __future__ import annotations
@@ -22,9 +33,16 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import contextlib
+from collections.abc import Iterator
+
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from great_expectations.execution_engine import pandas_execution_engine as _gx_pandas
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from judgeloop.schemas import KEYS, SCHEMAS
@@ -37,6 +55,16 @@ BATCHES = {"pairs": ["pairs", "pairs_ok"], "judgments": ["judgments"], "sft": ["
 # the schema a batch's columns come from, where the names differ
 SCHEMA_OF = {"likert_sft": "sft"}
 MAX_EXAMPLES = 20  # offending ids kept per expectation (the message shows 5)
+# Long text columns: checked a chunk at a time, never copied into the narrow frame.
+LONG_TEXT = {"text", "prompt", "completion", "chosen", "rejected", "instruction", "response_w", "response_l",
+             "modified_instruction", "response", "reference_answer", "criteria",
+             *(f"score{k}_description" for k in range(1, 6))}
+# Computed check columns that need a long text column (computed chunk by chunk), and their inputs.
+TEXT_FLAGS = {"pairs_ok": ["_w_differs_l"], "sft": ["_tag_matches_verdict"], "dpo": ["_chosen_differs_rejected"],
+              "likert_sft": ["_tag_matches_verdict"]}
+FLAG_INPUTS = {"pairs_ok": ["response_w", "response_l"], "sft": ["completion", "verdict"],
+               "dpo": ["chosen", "rejected"], "likert_sft": ["completion", "verdict"]}
+CHUNK_BYTES = 1 << 30  # uncompressed long-text bytes per validated chunk
 
 
 class DataValidationError(RuntimeError):
@@ -121,28 +149,39 @@ def _columns(kind: str) -> _Check:
     return _Check(gxe.ExpectTableColumnsToMatchSet(column_set=names, exact_match=False), _none)
 
 
+def _ok_rows(batch: str, df: pd.DataFrame) -> pd.DataFrame:
+    """pairs_ok keeps gen_status == "ok" rows; other batches see every row."""
+    if batch == "pairs_ok":
+        return df[_col(df, "gen_status").eq("ok").fillna(False).astype(bool)]
+    return df
+
+
+def _flags(batch: str, df: pd.DataFrame) -> dict[str, pd.Series]:
+    """The computed check columns of a batch (df: its rows, after _ok_rows)."""
+    if batch == "pairs_ok":
+        same = _col(df, "response_w").eq(_col(df, "response_l")).fillna(False).astype(bool)
+        return {"_w_differs_l": ~same}
+    if batch == "judgments":
+        verdict, correct = _col(df, "verdict"), _col(df, "correct")
+        return {"_correct_null_iff_verdict_null": correct.isna() == verdict.isna(),
+                "_parsed_needs_parse_ok": _parsed_needs_parse_ok(df, "verdict_source")}
+    if batch == "sft":
+        return {"_tag_matches_verdict": _tag_matches(df, "[[{}]]"),
+                "_is_a": _col(df, "verdict").eq("A").fillna(False).astype(float)}
+    if batch == "dpo":
+        same = _col(df, "chosen").eq(_col(df, "rejected")).fillna(False).astype(bool)
+        return {"_chosen_differs_rejected": ~same}
+    if batch == "likert_judgments":
+        return {"_parsed_needs_parse_ok": _parsed_needs_parse_ok(df, "score_source")}
+    if batch == "likert_sft":
+        return {"_tag_matches_verdict": _tag_matches(df, "[RESULT] {}")}
+    return {}
+
+
 def _prepare(batch: str, df: pd.DataFrame) -> pd.DataFrame:
     """The frame GX sees: pairs_ok keeps gen_status == "ok" rows; computed check columns added."""
-    df = df.copy()
-    if batch == "pairs_ok":
-        df = df[_col(df, "gen_status").eq("ok").fillna(False).astype(bool)].copy()
-        same = _col(df, "response_w").eq(_col(df, "response_l")).fillna(False).astype(bool)
-        df["_w_differs_l"] = ~same
-    elif batch == "judgments":
-        verdict, correct = _col(df, "verdict"), _col(df, "correct")
-        df["_correct_null_iff_verdict_null"] = correct.isna() == verdict.isna()
-        df["_parsed_needs_parse_ok"] = _parsed_needs_parse_ok(df, "verdict_source")
-    elif batch == "sft":
-        df["_tag_matches_verdict"] = _tag_matches(df, "[[{}]]")
-        df["_is_a"] = _col(df, "verdict").eq("A").fillna(False).astype(float)
-    elif batch == "dpo":
-        same = _col(df, "chosen").eq(_col(df, "rejected")).fillna(False).astype(bool)
-        df["_chosen_differs_rejected"] = ~same
-    elif batch == "likert_judgments":
-        df["_parsed_needs_parse_ok"] = _parsed_needs_parse_ok(df, "score_source")
-    elif batch == "likert_sft":
-        df["_tag_matches_verdict"] = _tag_matches(df, "[RESULT] {}")
-    return df
+    df = _ok_rows(batch, df)
+    return df.assign(**_flags(batch, df))
 
 
 def _parsed_needs_parse_ok(df: pd.DataFrame, source_col: str) -> pd.Series:
@@ -154,7 +193,22 @@ def _parsed_needs_parse_ok(df: pd.DataFrame, source_col: str) -> pd.Series:
 
 def _tag_matches(df: pd.DataFrame, tag: str) -> pd.Series:
     """The completion contains the verdict line for its own verdict (tag: "[[{}]]" or "[RESULT] {}")."""
-    pairs = zip(_col(df, "completion"), _col(df, "verdict"))
+    completion, verdict = _col(df, "completion"), _col(df, "verdict")
+    values = [v for v in pd.unique(verdict.dropna()) if isinstance(v, str)]
+    if len(values) <= 16:  # one vectorised substring search per verdict value
+        try:
+            out = pd.Series(False, index=df.index, dtype=bool)
+            for v in values:
+                rows = verdict.eq(v).fillna(False).to_numpy(dtype=bool)
+                if rows.any():
+                    c = completion[rows]
+                    hit = c.str.contains(tag.format(v), regex=False) if len(c) else c
+                    is_str = c.map(lambda x: isinstance(x, str)) if c.dtype == object else c.notna()
+                    out[rows] = (hit.fillna(False).astype(bool) & is_str.astype(bool)).to_numpy(dtype=bool)
+            return out
+        except (AttributeError, TypeError):  # a completion column of non-strings
+            pass
+    pairs = zip(completion, verdict)
     flags = [isinstance(c, str) and isinstance(v, str) and tag.format(v) in c for c, v in pairs]
     return pd.Series(flags, index=df.index, dtype=bool)
 
@@ -258,51 +312,164 @@ def _ids(df: pd.DataFrame, key: str, mask: pd.Series) -> list[str]:
     return list(dict.fromkeys(ids))[:MAX_EXAMPLES]
 
 
-def _run_batch(ctx, kind: str, batch: str, df: pd.DataFrame, ab_tolerance: float,
+def _column(check: _Check) -> str | None:
+    return getattr(check.expectation, "column", None)
+
+
+class _FrameSource:
+    """An in-memory frame: one part of each kind."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df, self.columns = df, list(df.columns)
+
+    def read(self, columns: list[str]) -> pd.DataFrame:
+        return self.df[[c for c in columns if c in self.df.columns]]
+
+    def chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
+        yield self.read(columns)
+
+
+class _FileSource:
+    """A Parquet file: narrow columns read whole, long text a chunk of row groups at a time."""
+
+    def __init__(self, path: str):
+        self.file = pq.ParquetFile(path)
+        self.columns = self.file.schema_arrow.names
+
+    @staticmethod
+    def _pandas(table: pa.Table, start: int = 0) -> pd.DataFrame:
+        df = table.combine_chunks().to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        df.index = pd.RangeIndex(start, start + len(df))
+        return df
+
+    def read(self, columns: list[str]) -> pd.DataFrame:
+        return self._pandas(self.file.read(columns=[c for c in columns if c in self.columns]))
+
+    def chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
+        md, cols = self.file.metadata, [c for c in columns if c in self.columns]
+        long = {i for i, c in enumerate(self.columns) if c in LONG_TEXT and c in cols}
+        groups: list[int] = []
+        size = start = 0
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            groups.append(g)
+            size += sum(rg.column(i).total_uncompressed_size for i in range(rg.num_columns) if i in long)
+            if size >= CHUNK_BYTES or g == md.num_row_groups - 1:
+                df = self._pandas(self.file.read_row_groups(groups, columns=cols), start)
+                start += len(df)
+                groups, size = [], 0
+                yield df
+        if md.num_row_groups == 0:
+            yield self._pandas(self.file.schema_arrow.empty_table().select(cols))
+
+
+@contextlib.contextmanager
+def _no_fingerprint() -> Iterator[None]:
+    """Skip GX's batch fingerprint (md5 of the whole frame, a batch marker nothing here reads)."""
+    saved = _gx_pandas.HASH_THRESHOLD
+    _gx_pandas.HASH_THRESHOLD = 0
+    try:
+        yield
+    finally:
+        _gx_pandas.HASH_THRESHOLD = saved
+
+
+class _Part:
+    """One GX suite + validation definition over some of a batch's checks, run on one or more frames."""
+
+    def __init__(self, ctx, name: str, checks: dict[int, _Check]):
+        self.checks = checks
+        for i, c in checks.items():
+            c.expectation.meta = {"check": i}  # results come back unordered; meta maps them back
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=[c.expectation for c in checks.values()]))
+        data = ctx.data_sources.get("judgeloop").add_dataframe_asset(name)
+        self.vd = ctx.validation_definitions.add(gx.ValidationDefinition(
+            name=name, data=data.add_batch_definition_whole_dataframe("whole"), suite=suite))
+
+    def run(self, batch: str, key: str, frame: pd.DataFrame, out: dict[int, dict]) -> None:
+        if not self.checks:
+            return
+        run = self.vd.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        for res in run.results:
+            cfg = res.expectation_config
+            i = cfg.meta["check"]
+            bad = self.checks[i].bad(frame) if not res.success else _none(frame)
+            count = res.result.get("unexpected_count")
+            errors = {e.get("exception_message") for e in (res.exception_info or {}).values()
+                      if isinstance(e, dict) and e.get("raised_exception")}
+            details = res.result.get("details") or res.result.get("observed_value")
+            if isinstance(details, dict) and "mismatched" in details:  # the columns check
+                details = {"missing columns": details["mismatched"].get("missing", [])}
+            r = {
+                "batch": batch,
+                "expectation": cfg.type,
+                "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
+                "success": bool(res.success),
+                "unexpected_count": int(count) if count is not None else int(bad.sum()),
+                "examples": _ids(frame, key, bad),
+                "details": "; ".join(sorted(errors)) if errors else (None if res.success else details),
+            }
+            if i in out:  # another chunk of the same check
+                prev = out[i]
+                r["success"] = prev["success"] and r["success"]
+                r["unexpected_count"] += prev["unexpected_count"]
+                r["examples"] = list(dict.fromkeys(prev["examples"] + r["examples"]))[:MAX_EXAMPLES]
+                r["details"] = prev["details"] if prev["details"] is not None else r["details"]
+            out[i] = r
+
+
+def _run_batch(ctx, kind: str, batch: str, source, ab_tolerance: float | None,
                max_text_chars: int) -> list[dict]:
-    frame = _prepare(batch, df)
-    suite, checks = _suite(batch, frame, ab_tolerance, max_text_chars)
-    suite = ctx.suites.add(suite)
-    data = ctx.data_sources.get("judgeloop").add_dataframe_asset(batch)
-    vd = ctx.validation_definitions.add(gx.ValidationDefinition(
-        name=batch, data=data.add_batch_definition_whole_dataframe("whole"), suite=suite))
-    run = vd.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-    out: list[dict] = [{}] * len(checks)
-    for res in run.results:
-        cfg = res.expectation_config
-        check = checks[cfg.meta["check"]]
-        bad = check.bad(frame) if not res.success else _none(frame)
-        count = res.result.get("unexpected_count")
-        errors = {e.get("exception_message") for e in (res.exception_info or {}).values()
-                  if isinstance(e, dict) and e.get("raised_exception")}
-        details = res.result.get("details") or res.result.get("observed_value")
-        if isinstance(details, dict) and "mismatched" in details:  # the columns check
-            details = {"missing columns": details["mismatched"].get("missing", [])}
-        out[cfg.meta["check"]] = {
-            "batch": batch,
-            "expectation": cfg.type,
-            "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
-            "success": bool(res.success),
-            "unexpected_count": int(count) if count is not None else int(bad.sum()),
-            "examples": _ids(frame, KEYS[SCHEMA_OF.get(kind, kind)], bad),
-            "details": "; ".join(sorted(errors)) if errors else (None if res.success else details),
-        }
-    return out
+    """Run a batch's checks on the source in three parts (see the module docstring)."""
+    key = KEYS[SCHEMA_OF.get(kind, kind)]
+    out: dict[int, dict] = {}
+    # the checks that do not depend on the data come first; the A/B balance check (sft) is last
+    base = _checks(batch, pd.DataFrame(), ab_tolerance, max_text_chars)
+    text = {i: c for i, c in enumerate(base) if _column(c) in LONG_TEXT}
+    schema = {i: c for i, c in enumerate(base) if isinstance(c.expectation, gxe.ExpectTableColumnsToMatchSet)}
+    long_cols = [c for c in source.columns if c in LONG_TEXT]
+    narrow_cols = [c for c in source.columns if c not in LONG_TEXT]
+    filter_cols = ["gen_status"] if batch == "pairs_ok" else []
+    text_flags = TEXT_FLAGS.get(batch, [])
+    flags: dict[str, list[np.ndarray]] = {f: [] for f in text_flags}
+
+    part = _Part(ctx, f"{batch}.text", text) if text else None
+    for chunk in source.chunks(list(dict.fromkeys([key, *long_cols, *FLAG_INPUTS.get(batch, []), *filter_cols]))):
+        chunk = _ok_rows(batch, chunk)
+        if text_flags:
+            computed = _flags(batch, chunk)
+            for f in text_flags:
+                flags[f].append(computed[f].to_numpy(dtype=bool))
+        if part:
+            part.run(batch, key, chunk[[c for c in [key, *long_cols] if c in chunk.columns]], out)
+        del chunk
+
+    frame = _ok_rows(batch, source.read(narrow_cols))
+    computed = _flags(batch, frame)
+    for f in text_flags:
+        computed[f] = pd.Series(np.concatenate(flags[f]) if flags[f] else np.zeros(0, bool), index=frame.index)
+    frame = frame.assign(**computed)
+    checks = _checks(batch, frame, ab_tolerance, max_text_chars)
+    narrow = {i: c for i, c in enumerate(checks) if i not in text and i not in schema}
+    _Part(ctx, batch, narrow).run(batch, key, frame, out)
+    _Part(ctx, f"{batch}.columns", schema).run(batch, key, pd.DataFrame(columns=source.columns), out)
+    return [out[i] for i in range(len(checks))]
 
 
-def _validate(ctx, kind: str, df: pd.DataFrame, path: str, ab_tolerance: float,
+def _validate(ctx, kind: str, source, path: str, ab_tolerance: float | None,
               max_text_chars: int) -> ValidationReport:
     if kind not in BATCHES:
         raise ValueError(f"unknown dataset kind {kind!r}; expected one of {sorted(BATCHES)}")
-    results = [r for b in BATCHES[kind]
-               for r in _run_batch(ctx, kind, b, df, ab_tolerance, max_text_chars)]
+    with _no_fingerprint():
+        results = [r for b in BATCHES[kind]
+                   for r in _run_batch(ctx, kind, b, source, ab_tolerance, max_text_chars)]
     return ValidationReport(kind, path, all(r["success"] for r in results), results)
 
 
 def validate_frame(kind: str, df: pd.DataFrame, path: str = "<memory>", *,
                    ab_tolerance: float = 0.2, max_text_chars: int = 200_000) -> ValidationReport:
     """Validate one in-memory frame of `kind`; never raises on bad data."""
-    return _validate(_context(), kind, df, path, ab_tolerance, max_text_chars)
+    return _validate(_context(), kind, _FrameSource(df), path, ab_tolerance, max_text_chars)
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -345,13 +512,13 @@ def _validate_into(files: dict[str, str], out_dir: str, staging: str, ab_toleran
     reports = []
     for kind, path in files.items():
         try:
-            df = pd.read_parquet(path)
+            source = _FileSource(str(path))
         except Exception as e:  # an unreadable file is a failed report, not a crash
             reports.append(ValidationReport(kind, str(path), False, [{
                 "batch": kind, "expectation": "read_parquet", "kwargs": {"path": str(path)},
                 "success": False, "unexpected_count": 0, "examples": [], "details": repr(e)}]))
             continue
-        reports.append(_validate(ctx, kind, df, str(path), ab_tolerance, max_text_chars))
+        reports.append(_validate(ctx, kind, source, str(path), ab_tolerance, max_text_chars))
     text = json.dumps([asdict(r) for r in reports], indent=2, default=str)
     _write_atomic(os.path.join(out_dir, "results.json"), text)
     ctx.build_data_docs()
