@@ -328,12 +328,15 @@ class Params(_Model):
     def _iteration_names(cls, v: dict[str, IterationConfig]) -> dict[str, IterationConfig]:
         if not v:
             raise ValueError("at least one iteration is needed (e.g. it1: {prev: it0, ...})")
+        problems = []  # every bad `prev` at once, not just the first
         for name, it in v.items():
             if name == "it0":
                 raise ValueError("`it0` is the seed model and cannot be an iteration name")
             if it.prev != "it0" and it.prev not in v:
                 allowed = ["it0", *[n for n in v if n != name]]
-                raise ValueError(f"iterations.{name}.prev = {it.prev!r} does not exist; allowed: {allowed}")
+                problems.append(f"iterations.{name}.prev = {it.prev!r} does not exist; allowed: {allowed}")
+        if problems:
+            raise ValueError("\n  ".join(problems))
         # chains must end at it0 (no cycles)
         for name in v:
             seen, cur = {name}, v[name].prev
@@ -471,6 +474,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found (run from the project root or pass --params)") from None
+    except UnicodeDecodeError as e:
+        raw = path.read_bytes()
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not valid UTF-8 (line {line}, byte offset {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

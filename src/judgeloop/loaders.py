@@ -40,7 +40,12 @@ def _read_text(path: Path) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
+    return _jsonl_with_lines(path)[0]
+
+
+def _jsonl_with_lines(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rows and the 1-based line each came from (blank lines are skipped)."""
+    rows, lines = [], []
     # split on "\n" only: str.splitlines() also breaks on U+2028/U+2029/U+0085,
     # which JSON allows raw inside strings
     for lineno, line in enumerate(_read_text(path).split("\n"), start=1):
@@ -53,12 +58,23 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not isinstance(obj, dict):
             raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
         rows.append(obj)
-    return rows
+        lines.append(lineno)
+    return rows, lines
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
-    text = _read_text(path)
-    return list(csv.DictReader(io.StringIO(text)))
+    return _csv_with_lines(path)[0]
+
+
+def _csv_with_lines(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rows and the 1-based line each starts on (a quoted field may span lines)."""
+    reader = csv.DictReader(io.StringIO(_read_text(path)))
+    rows, lines, end = [], [], 1  # line 1 is the header
+    for row in reader:
+        rows.append(row)
+        lines.append(end + 1)
+        end = reader.line_num
+    return rows, lines
 
 
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
@@ -87,15 +103,22 @@ def read_hf(src: PromptSource) -> list[dict[str, Any]]:
 
 def load_source(src: PromptSource) -> list[dict[str, Any]]:
     """Records {id, instruction, category, source_row, source} from one source."""
+    lines: list[int] = []
     if src.kind == "builtin":
-        path, rows = builtin_path(), read_jsonl(builtin_path())
+        path = builtin_path()
+        rows, lines = _jsonl_with_lines(path)
     elif src.kind == "hf":
         path, rows = Path(src.path or ""), read_hf(src)
+    elif src.kind == "parquet":
+        path, rows = Path(src.path or ""), read_parquet_rows(Path(src.path or ""))
     else:
         path = Path(src.path or "")
-        reader = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet_rows}[src.kind]
-        rows = reader(path)
+        rows, lines = (_jsonl_with_lines if src.kind == "jsonl" else _csv_with_lines)(path)
     where = src.path if src.kind != "builtin" else f"builtin:{BUILTIN_INSTRUCTIONS}"
+
+    def at(i: int) -> str:  # "row 3" is 0-based, as in the source_row column; text files add their line
+        return f"row {i} (line {lines[i]})" if lines else f"row {i}"
+
     name = src.name or (where if src.kind != "builtin" else "builtin")
     if not rows:
         raise InputError(f"{where}: no rows (empty file or dataset)")
@@ -112,17 +135,17 @@ def load_source(src: PromptSource) -> list[dict[str, Any]]:
         instr = row.get(src.instruction_column)
         if not isinstance(instr, str):
             raise InputError(
-                f"{where}: row {i}: field {src.instruction_column!r} must be a string, got {type(instr).__name__}"
+                f"{where}: {at(i)}: field {src.instruction_column!r} must be a string, got {type(instr).__name__}"
             )
         rid = None
         if src.id_column:
             rid = row.get(src.id_column)
             if rid is None or str(rid).strip() == "":
-                raise InputError(f"{where}: row {i}: field {src.id_column!r} is empty")
+                raise InputError(f"{where}: {at(i)}: field {src.id_column!r} is empty")
             rid = str(rid).strip()
             if rid in seen:
                 raise InputError(
-                    f"{where}: row {i}: duplicate id {rid!r} (first seen at row {seen[rid]}); "
+                    f"{where}: {at(i)}: duplicate id {rid!r} (first seen at {at(seen[rid])}); "
                     "ids must be unique, or set id_column: null to derive ids from the text"
                 )
             seen[rid] = i

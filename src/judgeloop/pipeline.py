@@ -387,9 +387,14 @@ def run_stage(name: str, argv: list[str] | None = None) -> int:
         if args.iteration and args.iteration != "it0" and args.iteration not in params.iterations:
             raise ConfigError(f"--iteration {args.iteration!r}: not in params.iterations {list(params.iterations)}")
         STAGES[name](params, args)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as e:
-        log.error("stage %s failed: %s", name, e)
+    except (ConfigError, ValueError, OSError, RuntimeError) as e:
+        # a bad input, a missing or corrupted file, a full disk, a failing server:
+        # one line naming the thing, no traceback (-v adds it)
+        log.error("stage %s failed: %s", name, e, exc_info=args.verbose)
         return 1
+    except KeyboardInterrupt:
+        log.error("stage %s interrupted; its outputs were not written (rerun it to finish)", name)
+        return 130
     seconds, rss_mb = time.time() - t0, _peak_rss_mb()
     log.info("stage %s%s done in %.1f s, peak RSS %.0f MB", name, f"@{args.iteration}" if args.iteration else "", seconds, rss_mb)
     if os.environ.get("JUDGELOOP_STAGE_LOG"):  # benchmarks/pipeline_bench.py collects these

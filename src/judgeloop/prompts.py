@@ -108,6 +108,11 @@ def build_prompts(params: Params, backend: Backend | None = None) -> pa.Table:
                 continue
             if len(text) > pc.max_chars:
                 dropped["too_long"] += 1
+                if dropped["too_long"] <= 5:  # the first few by name, the rest in the count below
+                    log.warning(
+                        "%s: row %d: instruction of %d characters dropped (prompts.max_chars = %d)",
+                        rec["source"], rec["source_row"], len(text), pc.max_chars,
+                    )
                 continue
             key = dedupe_key(text)
             if key in by_key:
@@ -135,7 +140,10 @@ def build_prompts(params: Params, backend: Backend | None = None) -> pa.Table:
             )
     log.info("prompts: %d kept, dropped %s", len(records), dropped)
     if not records:
-        raise InputError("prompts: no instruction left after normalising and de-duplicating")
+        raise InputError(
+            f"prompts: no instruction left after normalising and de-duplicating (dropped: {dropped}; "
+            f"prompts.min_chars = {pc.min_chars}, prompts.max_chars = {pc.max_chars})"
+        )
     if pc.categorize.enabled:
         if backend is None:
             raise ValueError("prompts.categorize.enabled needs a generation backend")

@@ -81,10 +81,7 @@ def load_source(source: str, revision: str | None = None) -> tuple[Any, Any, dic
         return model, tok, prov
     path = Path(source)
     if path.exists():
-        if not (path / "config.json").exists():
-            raise ModelSourceError(f"{path}: not a model directory (no config.json)")
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model, tok = load_checkpoint(path, torch.float32, what="seed.source")
         return model, tok, {"source": str(path)}
     if source.count("/") != 1 or source.startswith((".", "/")):
         raise ModelSourceError(
@@ -94,9 +91,42 @@ def load_source(source: str, revision: str | None = None) -> tuple[Any, Any, dic
     try:
         tok = AutoTokenizer.from_pretrained(source, revision=revision)
         model = AutoModelForCausalLM.from_pretrained(source, revision=revision, **kwargs)
-    except OSError as e:
+    except (OSError, ValueError, KeyError) as e:
         raise ModelSourceError(f"seed.source {source!r}: cannot load from the hub or its cache: {e}") from None
     return model, tok, {"source": source, "revision": revision}
+
+
+def load_checkpoint(path: str | Path, dtype: Any, what: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) from a local checkpoint directory, or an error naming it.
+
+    A missing folder, a folder without config.json, an unreadable config, a
+    missing tokenizer and truncated or corrupted weights all end as one
+    `ModelSourceError` that names the folder (transformers raises a dozen
+    different exception types for these).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    label = f"{what} {str(path)!r}" if what else str(path)
+    if not path.is_dir():
+        raise ModelSourceError(f"{label}: no such model directory (run the stage that makes it, e.g. `dvc repro`)")
+    if not (path / "config.json").exists():
+        raise ModelSourceError(f"{label}: not a model directory (no config.json)")
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - OSError, ValueError, JSON and tokenizers errors alike
+        raise ModelSourceError(f"{label}: cannot load its tokenizer: {_one_line(e)}") from e
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except Exception as e:  # noqa: BLE001 - safetensors, OSError, ValueError, size mismatches alike
+        raise ModelSourceError(f"{label}: cannot load the model weights: {_one_line(e)}") from e
+    return model, tok
+
+
+def _one_line(e: BaseException, limit: int = 400) -> str:
+    text = " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(e).__name__}: {text}".rstrip(": ")
 
 
 def save_model(model: Any, tok: Any, out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -167,10 +167,16 @@ class OpenAIBackend(Backend):
             bar.close()
 
     async def _generate_one(self, client, sem, r: Request, bar) -> list[Completion]:
+        try:
+            return await self._generate_one_unnamed(client, sem, r, bar)
+        except RuntimeError as e:  # which request failed, besides the endpoint and the error
+            raise RuntimeError(f"request {r.request_id!r}: {e}") from None
+
+    async def _generate_one_unnamed(self, client, sem, r: Request, bar) -> list[Completion]:
         s = r.sampling
         path = self._path()
         if s.n == 1 or (not self._split_n and self.server_kind != "llamacpp"):
-            data = await self._post(client, sem, path, self._gen_body(r, s.n, s.seed))
+            data = await self._post(client, sem, path, self._gen_body(r, s.n, s.seed), check=_check_generation)
             choices = _choices(data)
             if "timings" in data and self.server_kind != "llamacpp":  # only llama.cpp adds timings
                 self.server_kind = "llamacpp"
@@ -190,7 +196,7 @@ class OpenAIBackend(Backend):
                 self._split_n = True
         # one request per sample; sample i uses seed + i
         datas = await _gather_or_cancel(
-            [self._post(client, sem, path, self._gen_body(r, 1, s.seed + i)) for i in range(s.n)]
+            [self._post(client, sem, path, self._gen_body(r, 1, s.seed + i), check=_check_generation) for i in range(s.n)]
         )
         comps = []
         for i, data in enumerate(datas):
@@ -297,7 +303,7 @@ class OpenAIBackend(Backend):
                 continue_final_message=True,
                 add_generation_prompt=False,
             )
-        data = await self._post(client, sem, self._path(), body)
+        data = await self._post(client, sem, self._path(), body, check=_check_logprobs)
         chs = _choices(data)
         if not chs:
             raise RuntimeError(f"{self._path()}: the server returned no choices for a log-probability request")
@@ -323,11 +329,18 @@ class OpenAIBackend(Backend):
             trust_env=False,  # no proxies from the environment: traffic goes to base_urls only
         )
 
-    async def _post(self, client, sem: asyncio.Semaphore, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, client, sem: asyncio.Semaphore, path: str, body: dict[str, Any],
+                    check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         async with sem:
-            return await self._call(client, "POST", path, body, self.ocfg.max_retries)
+            return await self._call(client, "POST", path, body, self.ocfg.max_retries, check)
 
-    async def _call(self, client, method: str, path: str, body: dict[str, Any] | None, max_retries: int) -> dict[str, Any]:
+    async def _call(self, client, method: str, path: str, body: dict[str, Any] | None, max_retries: int,
+                    check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """One API call with retries; `check` raises MalformedResponse for a 2xx body of the wrong shape.
+
+        A malformed body is not retried: a server that answers with garbage once
+        is broken, and the error names it.
+        """
         import httpx
 
         start = next(self._rr)
@@ -349,6 +362,11 @@ class OpenAIBackend(Backend):
                         last_err = f"HTTP {resp.status_code}: the response is not JSON"
                     else:
                         if isinstance(data, dict):
+                            if check is not None:
+                                try:
+                                    check(data)
+                                except MalformedResponse as e:
+                                    raise RuntimeError(f"{method} {url}: malformed response: {self._redact(str(e))}") from None
                             return data
                         last_err = f"HTTP {resp.status_code}: the response is not a JSON object"
                 else:
@@ -427,6 +445,55 @@ async def _gather_or_cancel(coros: list[Awaitable[T]]) -> list[T]:
         raise
 
 
+class MalformedResponse(RuntimeError):
+    """A 2xx response whose JSON is not shaped as the OpenAI API says; the message says where."""
+
+
+def _kind(v: Any) -> str:
+    text = repr(v)
+    return f"{type(v).__name__} {text if len(text) <= 40 else text[:39] + '…'}"
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _check_choices(data: dict[str, Any]) -> list[Any]:
+    chs = data.get("choices")
+    if isinstance(chs, list) and not chs or chs is None:
+        raise MalformedResponse("the server returned no choices")
+    if not isinstance(chs, list):
+        raise MalformedResponse(f"`choices` is {_kind(chs)}, not a list")
+    for i, c in enumerate(chs):
+        if not isinstance(c, dict):
+            raise MalformedResponse(f"choices[{i}] is {_kind(c)}, not an object")
+    return chs
+
+
+def _check_generation(data: dict[str, Any]) -> None:
+    """Choices with string texts and a usage block with token counts (what `_to_completions` reads)."""
+    for i, c in enumerate(_check_choices(data)):
+        if "message" in c:
+            m = c["message"]
+            if not isinstance(m, dict):
+                raise MalformedResponse(f"choices[{i}].message is {_kind(m)}, not an object")
+            if not isinstance(m.get("content"), (str, type(None))):
+                raise MalformedResponse(f"choices[{i}].message.content is {_kind(m.get('content'))}, not a string")
+        elif not isinstance(c.get("text"), (str, type(None))):
+            raise MalformedResponse(f"choices[{i}].text is {_kind(c.get('text'))}, not a string")
+    usage = data.get("usage")
+    if not isinstance(usage, dict) or "completion_tokens" not in usage:
+        raise MalformedResponse("no usage.completion_tokens (the number of generated tokens)")
+    for key in ("completion_tokens", "prompt_tokens"):
+        v = usage.get(key)
+        if not (_count(v) or (key == "prompt_tokens" and v is None)):
+            raise MalformedResponse(f"usage.{key} is {_kind(v)}, not a token count")
+
+
+def _check_logprobs(data: dict[str, Any]) -> None:
+    _top_logprobs(_check_choices(data)[0])
+
+
 def _choices(data: dict[str, Any]) -> list[dict[str, Any]]:
     chs = data.get("choices") or []
     chs = [c for c in chs if isinstance(c, dict)]
@@ -484,27 +551,39 @@ def _top_logprobs(c: dict[str, Any]) -> dict[str, float]:
     """{token: logprob} for the first generated position, in either response format."""
     lp = c.get("logprobs")
     if not isinstance(lp, dict):
-        raise RuntimeError("the server returned no logprobs (does it support them?)")
+        raise MalformedResponse("the server returned no logprobs (does it support them?)")
     out: dict[str, float] = {}
 
     def put(tok: Any, v: Any) -> None:
-        if isinstance(tok, str) and isinstance(v, (int, float)):
+        if isinstance(tok, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
             out[tok] = max(float(v), out.get(tok, float("-inf")))
+
+    def bad(where: str, v: Any, want: str) -> MalformedResponse:
+        return MalformedResponse(f"next-token log-probabilities: {where} is {_kind(v)}, not {want}")
 
     content = lp.get("content")
     if isinstance(content, list) and content:  # chat format (also llama.cpp's /completions)
         first = content[0]
+        if not isinstance(first, dict):
+            raise bad("logprobs.content[0]", first, "an object")
         put(first.get("token"), first.get("logprob"))
-        for t in first.get("top_logprobs") or []:
-            put(t.get("token"), t.get("logprob"))
+        tops = first.get("top_logprobs") or []
+        if not isinstance(tops, list):
+            raise bad("logprobs.content[0].top_logprobs", tops, "a list")
+        for t in tops:
+            if isinstance(t, dict):
+                put(t.get("token"), t.get("logprob"))
     elif isinstance(lp.get("top_logprobs"), list) and lp["top_logprobs"]:  # legacy completions format
         top = lp["top_logprobs"][0] or {}
+        if not isinstance(top, dict):
+            raise bad("logprobs.top_logprobs[0]", top, "an object")
         for tok, v in top.items():
             put(tok, v)
-        if lp.get("tokens") and lp.get("token_logprobs"):
-            put(lp["tokens"][0], lp["token_logprobs"][0])
+        tokens, values = lp.get("tokens"), lp.get("token_logprobs")
+        if isinstance(tokens, list) and isinstance(values, list) and tokens and values:
+            put(tokens[0], values[0])
     if not out:
-        raise RuntimeError("the server returned no top log-probabilities for the next token")
+        raise MalformedResponse("the server returned no usable next-token log-probabilities (token / logprob pairs)")
     return out
 
 

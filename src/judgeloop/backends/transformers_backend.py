@@ -18,7 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..config import GenerationConfig
-from ..seed import model_identity
+from ..seed import load_checkpoint, model_identity
 from .base import Backend, Completion, Request, Sampling
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,6 @@ class TransformersBackend(Backend):
     def __init__(self, model_dir: str | Path, cfg: GenerationConfig):
         super().__init__()
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").exists():
@@ -53,11 +52,11 @@ class TransformersBackend(Backend):
         self.device, self.dtype = pick_device_dtype(cfg)
         self.model_name, self.model_hash = model_identity(model_dir)
         t0 = time.time()
-        self.tok = AutoTokenizer.from_pretrained(model_dir)
+        model, self.tok = load_checkpoint(model_dir, self.dtype)
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype).to(self.device)
+        self.model = model.to(self.device)
         self.model.eval()
         eos = {self.tok.eos_token_id}
         im_end = self.tok.convert_tokens_to_ids("<|im_end|>")
@@ -65,6 +64,21 @@ class TransformersBackend(Backend):
             eos.add(im_end)
         self.eos_ids = sorted(i for i in eos if i is not None)
         log.info("loaded %s on %s/%s in %.1f s", model_dir, self.device, self.dtype, time.time() - t0)
+
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model was trained for (prompt + generated tokens), if the config says."""
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        return n if isinstance(n, int) and n > 0 else None
+
+    def _check_fits(self, request_id: str, n_prompt: int, max_new: int) -> None:
+        ctx = self.context_length
+        if ctx is not None and n_prompt + max_new > ctx:
+            raise ValueError(
+                f"request {request_id!r}: the prompt is {n_prompt} tokens and {max_new} more may be generated, "
+                f"but {self.model_name} takes at most {ctx} tokens (max_position_embeddings); "
+                "shorten the input (e.g. lower prompts.max_chars) or lower max_tokens"
+            )
 
     def engine_identity(self) -> dict[str, Any]:
         # batch size and dtype change which sequences share an RNG stream and the numerics
@@ -88,9 +102,13 @@ class TransformersBackend(Backend):
         total_seqs = sum(r.sampling.n for r in requests)
         bar = tqdm(total=total_seqs, desc=desc, unit="seq", mininterval=2.0)
         t0 = time.time()
+        # every prompt is rendered and measured before anything is generated, so
+        # one prompt too long for the model fails the call at once
+        prompts = {r.request_id: self.render(r.messages) + r.prefill for r in requests}
+        lengths = {rid: len(self.tok(p, add_special_tokens=False)["input_ids"]) for rid, p in prompts.items()}
+        for r in requests:
+            self._check_fits(r.request_id, lengths[r.request_id], r.sampling.max_tokens)
         for sampling, reqs in groups.items():
-            prompts = {r.request_id: self.render(r.messages) + r.prefill for r in reqs}
-            lengths = {rid: len(self.tok(p, add_special_tokens=False)["input_ids"]) for rid, p in prompts.items()}
             reqs = sorted(reqs, key=lambda r: (lengths[r.request_id], r.request_id))
             per_batch = max(1, self.cfg.batch_size // sampling.n)
             for start in range(0, len(reqs), per_batch):
@@ -170,6 +188,8 @@ class TransformersBackend(Backend):
         for start in tqdm(range(0, len(order), bs), desc="forced choice", unit="batch", mininterval=2.0):
             idx = order[start : start + bs]
             enc = self._encode([texts[i] for i in idx])
+            for i, n in zip(idx, enc["attention_mask"].sum(dim=1).tolist()):
+                self._check_fits(f"forced choice for context {i}", int(n), 1)
             with torch.inference_mode():
                 # logits_to_keep=1: only the last position goes through the 49k-wide LM head
                 logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
