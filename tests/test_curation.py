@@ -164,3 +164,128 @@ def test_dpo_truncate_equalises_chosen_verdicts():
 def test_dpo_balance_value_is_checked():
     with pytest.raises(ValueError, match="dpo_balance"):
         CurationConfig(dpo_balance="oversample")
+
+
+# --- the columnar entry point (curate_files) and the documented draws
+
+
+import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from judgeloop.curation import PY_WHITESPACE, curate_files  # noqa: E402
+from judgeloop.schemas import SCHEMAS, to_table  # noqa: E402
+from judgeloop.templates import judge_messages  # noqa: E402
+
+
+def _full(kind: str, row: dict) -> dict:
+    """A row of `kind` with every schema column (the ones a test does not set are null)."""
+    return {f.name: None for f in SCHEMAS[kind]} | row
+
+
+def _write_inputs(tmp_path, js, pairs=PAIRS):
+    jp, pp = tmp_path / "judgments.parquet", tmp_path / "pairs.parquet"
+    pq.write_table(to_table("judgments", [_full("judgments", j | {"iteration": "it1"}) for j in js]), jp, row_group_size=3)
+    pq.write_table(to_table("pairs", [_full("pairs", p) for p in pairs.values()]), pp)
+    return jp, pp
+
+
+def _mixed_judgments():
+    js = []
+    for p in "pqrst":
+        for o in ("wl", "lw"):
+            for i in range(4):
+                k = (ord(p) * 7 + i * 3 + (o == "lw")) % 5
+                v = None if k == 0 else ("A" if k in (1, 2) else "B")
+                js.append(J(p, o, i, v, source="forced" if k == 2 else "parsed", status="none" if k in (0, 2) else "ok"))
+    return js
+
+
+@pytest.mark.parametrize("kw", [{}, {"per": "pair_order"}, {"balance": "truncate"}, {"pairs_per_input": 3},
+                                {"per": "pair_order", "balance": "truncate", "dpo_balance": "none", "seed": 5}])
+def test_curate_files_equals_the_list_api(tmp_path, kw):
+    js = _mixed_judgments()
+    jp, pp = _write_inputs(tmp_path, js)
+    sft_f, dpo_f = curate_files(jp, pp, cfg(**kw), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet")
+    sft_rows, sft_f2 = curate_sft(js, PAIRS, cfg(**kw), "it1")
+    dpo_rows, dpo_f2 = curate_dpo(js, PAIRS, cfg(**kw), "it1")
+    assert (sft_f, dpo_f) == (sft_f2, dpo_f2)
+    assert pq.read_table(tmp_path / "sft.parquet").to_pylist() == sft_rows
+    assert pq.read_table(tmp_path / "dpo.parquet").to_pylist() == dpo_rows
+    assert pq.read_schema(tmp_path / "sft.parquet") == SCHEMAS["sft"] and pq.read_schema(tmp_path / "dpo.parquet") == SCHEMAS["dpo"]
+
+
+def test_curate_files_is_deterministic_and_ignores_input_order(tmp_path):
+    js = _mixed_judgments()
+    outs = []
+    for n, order in enumerate([js, js, list(reversed(js))]):
+        d = tmp_path / str(n)
+        d.mkdir()
+        jp, pp = _write_inputs(d, order)
+        funnels = curate_files(jp, pp, cfg(pairs_per_input=2), "it1", d / "sft.parquet", d / "dpo.parquet")
+        outs.append((funnels, pq.read_table(d / "sft.parquet").to_pylist(), pq.read_table(d / "dpo.parquet").to_pylist()))
+    assert outs[0] == outs[1] == outs[2]
+    assert (tmp_path / "0" / "sft.parquet").read_bytes() == (tmp_path / "1" / "sft.parquet").read_bytes()
+    assert outs[0][1] and outs[0][2]
+
+
+def test_curate_files_empty_input(tmp_path):
+    jp, pp = _write_inputs(tmp_path, [])
+    sft_f, dpo_f = curate_files(jp, pp, cfg(balance="truncate"), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet")
+    assert sft_f["empty_reason"] == dpo_f["empty_reason"] == "no judgments to curate"
+    assert sft_f["judgments"] == sft_f["groups"] == sft_f["kept"] == 0 and sft_f["keep_rate_pairs"] == 0
+    assert pq.read_table(tmp_path / "sft.parquet").num_rows == 0 and pq.read_table(tmp_path / "dpo.parquet").num_rows == 0
+    rows, funnel = curate_dpo([], PAIRS, cfg(), "it1")
+    assert rows == [] and funnel["empty_reason"] == "no judgments to curate" and funnel["groups"] == 0
+
+
+def test_curate_files_balance_that_empties_the_sets(tmp_path):
+    js = [J(p, "wl", i, "A") for p in "pqr" for i in range(2)] + [J("p", "wl", 2, "B")]  # always 'A wins' when correct
+    jp, pp = _write_inputs(tmp_path, js)
+    sft_f, dpo_f = curate_files(jp, pp, cfg(balance="truncate"), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet")
+    assert "no kept judgment says 'B wins' (3 say 'A wins')" in sft_f["empty_reason"]
+    assert sft_f["kept"] == 0 and sft_f["removed_by_balance"] == 3
+    assert "no DPO pair has a chosen judgment saying 'B wins'" in dpo_f["empty_reason"] and dpo_f["combinations"] == 1
+    assert pq.read_table(tmp_path / "sft.parquet").num_rows == 0
+
+
+def test_all_correct_group_keeps_one_and_no_correct_group_none():
+    js = [J("p", "wl", i, "A") for i in range(3)] + [J("q", "lw", i, "A") for i in range(3)]
+    rows, funnel = curate_sft(js, PAIRS, cfg(per="pair_order"), "it1")
+    assert [r["pair_id"] for r in rows] == ["p"]
+    assert funnel["groups"] == 2 and funnel["groups_without_correct"] == 1 and funnel["one_per_group"] == 1
+    assert funnel["keep_rate_pairs"] == 0.5
+
+
+def test_sft_draw_is_the_documented_one():
+    """Smallest u = rng.random(n) over the rows sorted by judgment_id, rng seeded with sha256(seed:iteration:sft)."""
+    import hashlib
+
+    js = [J("p", "wl", i, "A") for i in range(6)]
+    for seed in range(5):
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{seed}:it1:sft".encode()).digest(), "big"))
+        u = rng.random(len(js))
+        ids = sorted(j["judgment_id"] for j in js)
+        want = ids[int(np.argmin(u))]
+        got = curate_sft(list(reversed(js)), PAIRS, cfg(seed=seed), "it1")[0][0]["judgment_id"]
+        assert got == want
+
+
+def test_columnar_completion_and_prompt_match_the_python_ones():
+    assert set(PY_WHITESPACE) == {c for c in map(chr, range(0x110000)) if c.isspace()}
+    texts = ["plain", "trailing spaces  ", "unicode ws\u3000\u2028\x1c\n", "", "  ", "tag [[A]]\t"]
+    js = [J("p", "wl", i, "A", source="forced") | {"text": t} for i, t in enumerate(texts)]
+    pairs = {"p": {"pair_id": "p", "instruction": "use {braces} and {{x}}", "response_w": "good {0}", "response_l": "bad %s"}}
+    rows, _ = curate_sft(js, pairs, cfg(per="pair_order", pairs_per_input=1), "it1")
+    (row,) = rows
+    j = next(x for x in js if x["judgment_id"] == row["judgment_id"])
+    assert row["completion"] == training_completion(j["text"], "A", "forced")
+    assert row["prompt"] == judge_messages("use {braces} and {{x}}", "good {0}", "bad %s")[0]["content"]
+    for t in texts:  # every text through the DPO path (rejected = unparsed keeps its text as is)
+        dj = [J("p", "wl", 0, "A", source="forced") | {"text": t}, J("p", "wl", 1, None, status="none") | {"text": t}]
+        (d,), _ = curate_dpo(dj, pairs, cfg(), "it1")
+        assert d["chosen"] == training_completion(t, "A", "forced") and d["rejected"] == t
+
+
+def test_judged_pair_missing_from_pairs_is_an_error():
+    with pytest.raises(ValueError, match="missing from the pairs table"):
+        curate_sft([J("z", "wl", 0, "A")], PAIRS, cfg(), "it1")
