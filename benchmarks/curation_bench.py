@@ -623,8 +623,16 @@ def main(argv: list[str] | None = None) -> int:
     report["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     print()
     print(render(report))
-    write_json(report, args.output)
-    print(f"\nwrote {args.output}")
+    # one file, one entry per row count: a 1M and a 10M run live side by side
+    runs = {}
+    if args.output.exists():
+        try:
+            runs = json.loads(args.output.read_text()).get("runs", {})
+        except (ValueError, AttributeError):
+            runs = {}
+    runs[str(report["requested_rows"])] = report | {"table": render(report)}
+    write_json({"runs": runs}, args.output)
+    print(f"\nwrote {args.output} (runs: {', '.join(sorted(runs, key=int))} rows)")
     return 0
 
 

@@ -261,3 +261,87 @@ def test_dpo_and_likert_kinds():
         "judgment_id": "l1", "item_id": "i", "iteration": "it1", "judge_model": "m", "text": "t", "score": 7,
         "parse_status": "ok", "score_source": "parsed", "gold_score": 3}
     assert_fails(validate_frame("likert_judgments", pd.DataFrame([lj])), "expect_column_values_to_be_in_set", "l1")
+
+
+# --- files validated in parts: narrow columns whole, long texts chunk by chunk
+
+
+def _results(report: ValidationReport) -> list[tuple]:
+    return [(r["batch"], r["expectation"], json.dumps(r["kwargs"], sort_keys=True, default=str), r["success"],
+             r["unexpected_count"], r["examples"]) for r in report.results]
+
+
+def test_chunked_file_validation_equals_frame_validation(tmp_path, monkeypatch):
+    import judgeloop.validation as v
+
+    rows = [judgment(i) for i in range(30)]
+    rows[1]["judgment_id"] = rows[28]["judgment_id"] = "dup"
+    rows[3]["text"] = "x" * 50  # too long, first chunk
+    rows[25]["text"] = "y" * 60  # too long, a later chunk
+    rows[20]["judgment_id"] = None  # null key: examples say "<row 20>"
+    rows[20]["text"] = "z" * 70
+    rows[25]["verdict"] = "C"
+    rows[12]["text"] = None
+    df = frame("judgments", rows)
+    path = tmp_path / "judgments.parquet"
+    pq.write_table(to_table("judgments", rows), path, row_group_size=4)
+    monkeypatch.setattr(v, "CHUNK_BYTES", 1)  # every row group is a chunk of its own
+    got = validate_files({"judgments": str(path)}, str(tmp_path / "out"), max_text_chars=40)[0]
+    want = validate_frame("judgments", df, str(path), max_text_chars=40)
+    assert _results(got) == _results(want)
+    assert not got.success
+    lengths = next(r for r in got.results if r["expectation"] == "expect_column_value_lengths_to_be_between")
+    assert lengths["unexpected_count"] == 3 and lengths["examples"] == ["j3", "<row 20>", "j25"]
+    null_text = next(r for r in got.results if r["expectation"] == "expect_column_values_to_not_be_null"
+                     and r["kwargs"]["column"] == "text")
+    assert null_text["unexpected_count"] == 1 and null_text["examples"] == ["j12"]
+    unique = next(r for r in got.results if r["expectation"] == "expect_column_values_to_be_unique")
+    assert unique["examples"] == ["dup"] and unique["unexpected_count"] == 2
+
+
+def test_chunked_pairs_ok_and_sft_flags(tmp_path, monkeypatch):
+    import judgeloop.validation as v
+
+    monkeypatch.setattr(v, "CHUNK_BYTES", 1)
+    prs = [pair(i) for i in range(10)]
+    prs[2] = pair(2, gen_status="empty_l", response_l="")  # not an ok row: its empty text is fine
+    prs[7] = pair(7, response_l="good answer 7")  # an ok row with y_w == y_l, in a later chunk
+    sfts = [sft(i) for i in range(10)]
+    sfts[9] = sft(9, completion="no tag here")
+    files = {"pairs": tmp_path / "pairs.parquet", "sft": tmp_path / "sft.parquet"}
+    pq.write_table(to_table("pairs", prs), files["pairs"], row_group_size=3)
+    pq.write_table(to_table("sft", sfts), files["sft"], row_group_size=3)
+    reports = validate_files({k: str(p) for k, p in files.items()}, str(tmp_path / "out"))
+    for r, kind, rows in zip(reports, ["pairs", "sft"], [prs, sfts]):
+        assert _results(r) == _results(validate_frame(kind, frame(kind, rows), str(files[kind])))
+    assert_fails(reports[0], "expect_column_values_to_be_in_set", "p7")
+    assert "_w_differs_l" in reports[0].message() and "p2" not in reports[0].message()
+    assert_fails(reports[1], "expect_column_values_to_be_in_set", "e9")
+
+
+def test_empty_file_reports_every_expectation(tmp_path):
+    path = tmp_path / "sft.parquet"
+    pq.write_table(SCHEMAS["sft"].empty_table(), path)
+    report = validate_files({"sft": str(path)}, str(tmp_path / "out"))[0]
+    assert report.success
+    assert len(report.results) == len(build_suite("sft", frame("sft", [])).expectations)
+
+
+def test_gx_fingerprint_setting_is_restored():
+    from great_expectations.execution_engine import pandas_execution_engine as e
+
+    before = e.HASH_THRESHOLD
+    validate_frame("sft", valid("sft"))
+    assert e.HASH_THRESHOLD == before
+
+
+def test_tag_check_with_many_verdict_values_and_non_string_completions():
+    rows = [sft(i, verdict=f"V{i}", completion=f"x [[V{i}]]") for i in range(20)]  # > 16 distinct: the per-row path
+    rows[3]["completion"] = "x [[V4]]"
+    report = validate_frame("sft", frame("sft", rows))
+    tag = next(r for r in report.results if r["kwargs"].get("column") == "_tag_matches_verdict")
+    assert tag["unexpected_count"] == 1 and tag["examples"] == ["e3"]
+    df = frame("sft", [sft(0), sft(1)])
+    df["completion"] = pd.Series([123, "Answer B wins. [[B]]"], dtype=object)
+    tag = next(r for r in validate_frame("sft", df).results if r["kwargs"].get("column") == "_tag_matches_verdict")
+    assert tag["unexpected_count"] == 1 and tag["examples"] == ["e0"]

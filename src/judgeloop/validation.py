@@ -13,7 +13,7 @@ Large files are validated in parts so that neither memory nor GX's per-metric
 row filtering grows with the text: GX runs each batch's expectations on (1) a
 frame of the narrow columns plus the computed check columns, whole, (2) the
 long text columns (judgment texts, prompts, completions, ...) with the key,
-a chunk of row groups (~1 GB of text) at a time, and (3) the table-columns
+a chunk of row groups (~256 MB of text) at a time, and (3) the table-columns
 check on a 0-row frame with the file's columns. Every expectation runs on
 every row exactly once; a report merges the parts (success: all parts pass;
 unexpected_count: the sum). GX's batch fingerprint (an md5 over the frame's
@@ -64,7 +64,7 @@ TEXT_FLAGS = {"pairs_ok": ["_w_differs_l"], "sft": ["_tag_matches_verdict"], "dp
               "likert_sft": ["_tag_matches_verdict"]}
 FLAG_INPUTS = {"pairs_ok": ["response_w", "response_l"], "sft": ["completion", "verdict"],
                "dpo": ["chosen", "rejected"], "likert_sft": ["completion", "verdict"]}
-CHUNK_BYTES = 1 << 30  # uncompressed long-text bytes per validated chunk
+CHUNK_BYTES = 1 << 28  # uncompressed long-text bytes per validated chunk (256 MB: measured faster than 1 GB)
 
 
 class DataValidationError(RuntimeError):
