@@ -325,6 +325,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from .pipeline import setup_logging
 
     setup_logging()
+    if args.backend != "openai" and (problem := _local_model_problem(args.model)):
+        _err(f"judge: --model {args.model}: {problem}")
+        return 2
     openai = OpenAIConfig(base_urls=args.base_url or OpenAIConfig().base_urls, api_key_env=args.api_key_env,
                           model=args.model if args.backend == "openai" else None)
     gen = GenerationConfig(backend=args.backend, batch_size=args.batch_size, cache_dir=None, openai=openai)
@@ -334,7 +337,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
             order_seed=args.order_seed, samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
             fallback=args.fallback, layout=args.layout,
         )
-    except (InputError, ValueError, FileNotFoundError, RuntimeError) as e:
+    except (InputError, ValueError, OSError, RuntimeError) as e:
         _err(f"judge: {e}")
         return 2
     keys = [k for k in ("accuracy", "accuracy_by_order", "position_consistency", "parse_rate", "forced_rate",
@@ -349,6 +352,21 @@ def cmd_judge(args: argparse.Namespace) -> int:
     if "scoring_rule" in summary:
         print(f"scoring: {summary['scoring_rule']}")
     return 0
+
+
+def _local_model_problem(model: str) -> str | None:
+    """What is wrong with `--model` when it names a local path (None: fine, or a hub id / packaged:NAME)."""
+    p = Path(model).expanduser()
+    looks_local = p.exists() or model.startswith(("/", ".", "~")) or model.count("/") > 1
+    if not looks_local:
+        return None
+    if p.is_file():
+        return "is a file, not a model directory"
+    if not p.is_dir():
+        return "no such model directory"
+    if not (p / "config.json").exists():
+        return "not a model directory (no config.json)"
+    return None
 
 
 # ---------------------------------------------------------------- stage

@@ -66,13 +66,16 @@ def _clear_gguf_quantization_marker(model: Any) -> None:
 
 
 def load_source(source: str, revision: str | None = None) -> tuple[Any, Any, dict[str, Any]]:
-    """Load (model, tokenizer, provenance) from any supported source, in fp32."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load (model, tokenizer, provenance) from any supported source, in fp32.
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    Sources that cannot be a model fail before torch and transformers are imported.
+    """
     if source.startswith("packaged:"):
         folder, gguf, upstream = packaged_gguf(source.split(":", 1)[1])
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs: dict[str, Any] = {"dtype": torch.float32}
         log.info("loading packaged GGUF %s (dequantizing to fp32, ~30 s)", folder / gguf)
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kwargs)
@@ -81,16 +84,19 @@ def load_source(source: str, revision: str | None = None) -> tuple[Any, Any, dic
         return model, tok, prov
     path = Path(source)
     if path.exists():
-        model, tok = load_checkpoint(path, torch.float32, what="seed.source")
+        model, tok = load_checkpoint(path, "float32", what="seed.source")
         return model, tok, {"source": str(path)}
     if source.count("/") != 1 or source.startswith((".", "/")):
         raise ModelSourceError(
             f"seed.source {source!r}: not an existing directory, not `packaged:NAME` "
             f"(available: {sorted(PACKAGED)}) and not a Hugging Face id `org/name`"
         )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         tok = AutoTokenizer.from_pretrained(source, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch.float32)
     except (OSError, ValueError, KeyError) as e:
         raise ModelSourceError(f"seed.source {source!r}: cannot load from the hub or its cache: {e}") from None
     return model, tok, {"source": source, "revision": revision}
@@ -102,16 +108,21 @@ def load_checkpoint(path: str | Path, dtype: Any, what: str | None = None) -> tu
     A missing folder, a folder without config.json, an unreadable config, a
     missing tokenizer and truncated or corrupted weights all end as one
     `ModelSourceError` that names the folder (transformers raises a dozen
-    different exception types for these).
+    different exception types for these). `dtype`: a torch dtype or its name.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     path = Path(path)
     label = f"{what} {str(path)!r}" if what else str(path)
+    if path.is_file():
+        raise ModelSourceError(f"{label}: is a file, not a model directory")
     if not path.is_dir():
         raise ModelSourceError(f"{label}: no such model directory (run the stage that makes it, e.g. `dvc repro`)")
     if not (path / "config.json").exists():
         raise ModelSourceError(f"{label}: not a model directory (no config.json)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - OSError, ValueError, JSON and tokenizers errors alike

@@ -155,6 +155,21 @@ def project(tmp_path) -> Project:
     return Project(root)
 
 
+def run_in(root: Path, stage: str, *args: str, caplog, monkeypatch) -> tuple[int, str]:
+    """`run_stage` in process (what stages/NAME.py calls): for many variants of one fault, or a
+    rerun after a fix, without paying a fresh interpreter and torch import each time.
+    Returns (exit code, the errors it logged)."""
+    import logging
+
+    from judgeloop.pipeline import run_stage
+
+    monkeypatch.chdir(root)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="judgeloop"):
+        rc = run_stage(stage, list(args))
+    return rc, "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
 def assert_fails(res: subprocess.CompletedProcess, *needles: str) -> str:
     """A non-zero exit with one plain message (no traceback) that contains every needle."""
     err = res.stderr
@@ -194,3 +209,44 @@ def fake_server():
     for s in servers:
         s.close()
 
+
+
+TINY_CONTEXT = 4096  # positions (= characters) of the tiny model below
+
+
+def build_tiny_model(out: Path) -> Path:
+    """A real (random-weight) 1-layer Llama with a character-level tokenizer and a chat template.
+
+    Loads, generates, scores forced verdicts and trains through the same
+    transformers code as SmolLM2, in a second instead of a minute, so faults
+    that need *a* model (not a good one) stay in the fast suite. One token
+    per character; its context is TINY_CONTEXT.
+    """
+    import string
+
+    import torch
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<|im_start|>", "<|im_end|>"]
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(specials + list(string.printable)))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                   bos_token="<|im_start|>")
+    fast.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=TINY_CONTEXT, eos_token_id=vocab["<|im_end|>"],
+                      bos_token_id=vocab["<|im_start|>"], pad_token_id=vocab["<|im_end|>"])
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

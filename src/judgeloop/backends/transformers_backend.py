@@ -41,11 +41,11 @@ def pick_device_dtype(cfg: GenerationConfig) -> tuple[str, Any]:
 class TransformersBackend(Backend):
     def __init__(self, model_dir: str | Path, cfg: GenerationConfig):
         super().__init__()
-        import torch
-
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").exists():
             raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); run the stage that makes it")
+        import torch
+
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.cfg = cfg
