@@ -117,3 +117,23 @@ def test_majority_vote_and_rewardbench_scoring_on_real_model(backend, tmp_path):
     assert summary["majority"]["samples"] == 3 and 0 <= summary["majority"]["majority_accuracy"] <= 1
     rb = summary["rewardbench"]["all"]
     assert set(rb["sections"]) >= {"Chat", "Reasoning"} and 0 <= rb["overall"] <= 1
+
+
+def test_shared_prefill_gives_the_plain_generate_tokens(seed_model):
+    """n samples from one prefill per prompt = generate(num_return_sequences=n), token for token."""
+    import torch
+
+    from judgeloop.backends.transformers_backend import TransformersBackend
+
+    b = TransformersBackend(seed_model, GenerationConfig(batch_size=8, cache_dir=None))
+    texts = [b.render(({"role": "user", "content": c},)) for c in ("Name a colour.", "Explain in one sentence why the sky is blue.")]
+    enc = b._encode(texts)  # different lengths: left padding
+    assert int(enc["attention_mask"].sum()) < enc["attention_mask"].numel()
+    kw = dict(max_new_tokens=12, num_return_sequences=3, do_sample=True, temperature=0.7, top_p=0.9, top_k=0,
+              pad_token_id=b.tok.pad_token_id, eos_token_id=b.eos_ids)
+    with torch.inference_mode():
+        torch.manual_seed(7)
+        plain = b.model.generate(**enc, **kw)
+        torch.manual_seed(7)
+        shared = b._generate_shared_prefill(enc, kw)
+    assert plain.shape == shared.shape and torch.equal(plain, shared)

@@ -141,7 +141,7 @@ class TransformersBackend(Backend):
         if s.stop:
             kwargs.update(stop_strings=list(s.stop), tokenizer=self.tok)
         with torch.inference_mode():
-            gen = self.model.generate(**enc, **kwargs)
+            gen = self._generate_shared_prefill(enc, kwargs) if s.n > 1 else self.model.generate(**enc, **kwargs)
         new = gen[:, enc["input_ids"].shape[1] :].tolist()
         results: list[list[Completion]] = []
         for i, r in enumerate(batch):
@@ -153,6 +153,33 @@ class TransformersBackend(Backend):
         self.stats.tokens_in += sum(n_prompt) * s.n
         self.stats.tokens_out += sum(c.n_tokens for cs in results for c in cs)
         return results
+
+    def _generate_shared_prefill(self, enc: Any, kwargs: dict[str, Any]) -> Any:
+        """`n` samples per prompt from one prefill of each prompt.
+
+        `generate(num_return_sequences=n)` copies every prompt n times before
+        the prefill, so a judge stage (n=4) processed each ~450-token prompt
+        four times. Here all but the last prompt token go through the model
+        once, the KV cache is copied n times, and `generate` continues from
+        it: the same tokens as the plain call for the same seed (checked in
+        tests/test_model.py), with a quarter of the prompt work at n=4.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        n = kwargs["num_return_sequences"]
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        if ids.shape[1] < 2:
+            return self.model.generate(**enc, **kwargs)
+        cache = DynamicCache(config=self.model.config)
+        # positions as generate computes them under left padding
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(n)
+        rest = {k: v for k, v in kwargs.items() if k != "num_return_sequences"}
+        return self.model.generate(input_ids=ids.repeat_interleave(n, dim=0), attention_mask=mask.repeat_interleave(n, dim=0),
+                                   past_key_values=cache, **rest)
 
     def _completion(self, r: Request, j: int, ids: list[int], n_prompt: int, s: Sampling) -> Completion:
         # tokens after the first eos are padding from batch-mates still generating
