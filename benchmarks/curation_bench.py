@@ -70,7 +70,8 @@ def generate(root: Path, rows: int, samples: int) -> dict[str, Any]:
     n_pairs = max(1, rows // (2 * samples))
     n = n_pairs * 2 * samples
     con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
+    # bounded memory (DuckDB spills to disk beyond it): the texts alone are ~1 KB per row
+    con.execute(f"SET memory_limit = '3GB'; SET temp_directory = '{root}/.duckdb_tmp'")
     con.execute("CREATE TABLE pool(idx BIGINT, txt VARCHAR)")
     con.executemany("INSERT INTO pool VALUES (?, ?)", list(enumerate(_text_pool())))
     (root / "data" / ITERATION).mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,6 @@ def generate(root: Path, rows: int, samples: int) -> dict[str, Any]:
             FROM range({n_pairs}) t(p)
             JOIN pool w ON w.idx = hash(p, 1) % {POOL}
             JOIN pool l ON l.idx = hash(p, 2) % {POOL}
-            ORDER BY p
         ) TO '{root}/data/pairs.parquet' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE})"""
     )
     # Row r: pair r // 2S, order (r // S) % 2, sample r % S; u1..u5 from hashes:
@@ -137,10 +137,10 @@ def generate(root: Path, rows: int, samples: int) -> dict[str, Any]:
                    CASE WHEN "order" = 'wl' THEN {len_w} ELSE {len_l} END AS len_a,
                    CASE WHEN "order" = 'wl' THEN {len_l} ELSE {len_w} END AS len_b
             FROM s JOIN pool ON pool.idx = s.t
-            ORDER BY r
         ) TO '{root}/data/{ITERATION}/judgments.parquet' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE})"""
     )
     con.close()
+    shutil.rmtree(root / ".duckdb_tmp", ignore_errors=True)
     return {"pairs": n_pairs, "judgments": n}
 
 

@@ -289,3 +289,18 @@ def test_columnar_completion_and_prompt_match_the_python_ones():
 def test_judged_pair_missing_from_pairs_is_an_error():
     with pytest.raises(ValueError, match="missing from the pairs table"):
         curate_sft([J("z", "wl", 0, "A")], PAIRS, cfg(), "it1")
+
+
+def test_curate_files_in_many_slabs_and_batches(tmp_path, monkeypatch):
+    import judgeloop.curation as c
+
+    js = _mixed_judgments()
+    jp, pp = _write_inputs(tmp_path, list(reversed(js)))  # a file far from judgment_id order
+    want = curate_sft(js, PAIRS, cfg(pairs_per_input=2), "it1"), curate_dpo(js, PAIRS, cfg(pairs_per_input=2), "it1")
+    monkeypatch.setattr(c, "SLAB_BYTES", 1)  # one batch per slab
+    monkeypatch.setattr(c, "OUT_BATCH", 2)
+    funnels = curate_files(jp, pp, cfg(pairs_per_input=2), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet")
+    assert funnels == (want[0][1], want[1][1])
+    assert pq.read_table(tmp_path / "sft.parquet").to_pylist() == want[0][0]
+    assert pq.read_table(tmp_path / "dpo.parquet").to_pylist() == want[1][0]
+    assert pq.ParquetFile(tmp_path / "sft.parquet").metadata.num_row_groups == (len(want[0][0]) + 1) // 2

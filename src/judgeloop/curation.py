@@ -38,6 +38,7 @@ import hashlib
 import logging
 import string
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .config import CurationConfig
-from .io import ROW_GROUP_SIZE, atomic_path
+from .io import atomic_path
 from .parsing import canonical_verdict_line
 from .schemas import DPO, SFT, check_table
 from .templates import JUDGE_PROMPT, judge_messages
@@ -206,14 +207,56 @@ assert judge_messages("\x01", "\x02", "\x03")[0]["content"] == JUDGE_PROMPT.form
     instruction="\x01", response_a="\x02", response_b="\x03")
 
 
+class _Rows:
+    """Rows of a table fetched by position: from memory, or from a Parquet file reading only the
+    row groups that hold them (a file written in about the output's order is read about once)."""
+
+    def __init__(self, columns: list[str], table: pa.Table | None = None, path: str | Path | None = None):
+        self.columns, self.table = columns, table
+        if table is None:
+            self.file = pq.ParquetFile(path)
+            md = self.file.metadata
+            self.starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
+            names = self.file.schema_arrow.names
+            size = sum(md.row_group(g).column(i).total_uncompressed_size
+                       for g in range(md.num_row_groups) for i, n in enumerate(names) if n in columns)
+            self.row_bytes = size / max(1, md.num_rows)
+        else:
+            self.row_bytes = table.nbytes / max(1, table.num_rows)
+
+    def fetch(self, positions: np.ndarray) -> pa.Table:
+        """The rows at `positions` (ascending, distinct), in that order."""
+        if self.table is not None:
+            return self.table.select(self.columns).take(pa.array(positions, pa.int64()))
+        parts = []
+        for g in range(len(self.starts) - 1):
+            lo, hi = np.searchsorted(positions, [self.starts[g], self.starts[g + 1]])
+            if hi > lo:
+                t = self.file.read_row_group(g, columns=self.columns)
+                parts.append(t.take(pa.array(positions[lo:hi] - self.starts[g])))
+        if not parts:
+            return self.file.schema_arrow.empty_table().select(self.columns)
+        return pa.concat_tables(parts)
+
+
+class _Slab:
+    """Fetched rows, looked up by the positions they were fetched for."""
+
+    def __init__(self, rows: _Rows, positions: np.ndarray):
+        self.keys = np.unique(positions)
+        self.table = rows.fetch(self.keys)
+
+    def column(self, name: str, positions: np.ndarray) -> pa.Array:
+        return _arr(self.table.column(name).take(pa.array(np.searchsorted(self.keys, positions))))
+
+
 class _Pairs:
     """The pairs' texts, looked up by pair_id (the last row wins on a duplicate id, like a dict)."""
 
-    def __init__(self, table: pa.Table):
-        table = table.select(PAIR_COLUMNS)
-        ids = pl.from_arrow(table.select(["pair_id"])).with_row_index("row")
+    def __init__(self, pair_ids: pa.Table, rows: _Rows):
+        ids = pl.from_arrow(pair_ids.select(["pair_id"])).with_row_index("row")
         self.index = ids.unique(subset="pair_id", keep="last", maintain_order=True)
-        self.cols = {c: table.column(c) for c in PAIR_COLUMNS[1:]}
+        self.rows = rows
 
     def rows_of(self, pair_ids: pl.Series) -> np.ndarray:
         m = pl.DataFrame({"pair_id": pair_ids}).join(self.index, on="pair_id", how="left", maintain_order="left",
@@ -223,11 +266,11 @@ class _Pairs:
             raise ValueError(f"judged pairs missing from the pairs table: {missing}")
         return m["row"].to_numpy().astype(np.int64)
 
-    def prompts(self, rows: np.ndarray, order: pa.Array) -> pa.Array:
-        idx = pa.array(rows)
-        w, l_ = self.cols["response_w"].take(idx), self.cols["response_l"].take(idx)
+    @staticmethod
+    def prompts(slab: _Slab, rows: np.ndarray, order: pa.Array) -> pa.Array:
+        w, l_ = slab.column("response_w", rows), slab.column("response_l", rows)
         wl = pc.fill_null(pc.equal(order, "wl"), False)
-        fields = {"instruction": self.cols["instruction"].take(idx),
+        fields = {"instruction": slab.column("instruction", rows),
                   "response_a": pc.if_else(wl, w, l_), "response_b": pc.if_else(wl, l_, w)}
         args = [fields[p] if i % 2 else pa.scalar(p) for i, p in enumerate(_PARTS)]
         return _arr(pc.binary_join_element_wise(*args, ""))
@@ -249,76 +292,72 @@ def _col(df: pl.DataFrame, name: str, rows: np.ndarray) -> pa.Array:
     return df[name].gather(rows).to_arrow().cast(pa.string())
 
 
-def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: pa.Array, text_idx: np.ndarray, pairs: _Pairs,
+SLAB_BYTES = 256 << 20  # judgment text fetched per slab of output rows (bounds memory on large inputs)
+
+
+def _slabs(n: int, texts: _Rows, per_row: int, batch: int) -> Iterator[tuple[int, int]]:
+    size = max(batch, int(SLAB_BYTES // max(1.0, texts.row_bytes * per_row)) // batch * batch)
+    for s in range(0, n, size):
+        yield s, min(n, s + size)
+
+
+def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: _Rows, pairs: _Pairs,
                  iteration: str, batch: int) -> Iterator[pa.RecordBatch]:
-    pair_rows = pairs.rows_of(df["pair_id"].gather(rows)) if len(rows) else np.array([], dtype=np.int64)
-    for s in range(0, len(rows), batch):
-        r = rows[s:s + batch]
-        jid, order, verdict, source = (_col(df, c, r) for c in ("judgment_id", "order", "verdict", "verdict_source"))
-        text = _arr(texts.take(pa.array(text_idx[s:s + batch])))
-        yield pa.RecordBatch.from_arrays([
-            pc.binary_join_element_wise(f"{iteration}:sft:", jid, ""), _col(df, "pair_id", r),
-            pa.array([iteration] * len(r), pa.string()), order, jid, verdict, source,
-            pairs.prompts(pair_rows[s:s + batch], order), _completions(text, verdict, source),
-        ], schema=SFT)
-
-
-def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: pa.Array, g_idx: np.ndarray,
-                 b_idx: np.ndarray, pairs: _Pairs, iteration: str, batch: int) -> Iterator[pa.RecordBatch]:
-    pair_rows = pairs.rows_of(df["pair_id"].gather(gi)) if len(gi) else np.array([], dtype=np.int64)
-    for s in range(0, len(gi), batch):
-        g, b = gi[s:s + batch], bi[s:s + batch]
-        gid, bid, order = _col(df, "judgment_id", g), _col(df, "judgment_id", b), _col(df, "order", g)
-        gv, bv = _col(df, "verdict", g), _col(df, "verdict", b)
-        chosen = _completions(_arr(texts.take(pa.array(g_idx[s:s + batch]))), gv, _col(df, "verdict_source", g))
-        rejected = _completions(_arr(texts.take(pa.array(b_idx[s:s + batch]))), bv, _col(df, "verdict_source", b))
-        yield pa.RecordBatch.from_arrays([
-            pc.binary_join_element_wise(f"{iteration}:dpo:", gid, "|", bid, ""), _col(df, "pair_id", g),
-            pa.array([iteration] * len(g), pa.string()), order, pairs.prompts(pair_rows[s:s + batch], order),
-            chosen, rejected, gid, bid, gv, bv,
-            pc.if_else(pc.is_valid(bv), pa.scalar("wrong"), pa.scalar("unparsed")),
-        ], schema=DPO)
-
-
-def _gather_file_texts(path: str | Path, positions: np.ndarray) -> pa.ChunkedArray:
-    """The `text` of the given (ascending, distinct) input rows, read one row group at a time."""
-    f = pq.ParquetFile(path)
-    parts, start = [], 0
-    for g in range(f.num_row_groups):
-        n = f.metadata.row_group(g).num_rows
-        lo, hi = np.searchsorted(positions, [start, start + n])
-        if hi > lo:
-            col = f.read_row_group(g, columns=["text"]).column("text")
-            parts.append(col.take(pa.array(positions[lo:hi] - start)))
-        start += n
-    return pa.chunked_array(parts, type=pa.string())  # chunked: the kept texts may pass 2 GB
-
-
-def _curate(narrow: pl.DataFrame, text_of, pairs: _Pairs, cfg: CurationConfig, iteration: str, want: set[str],
-            batch: int = ROW_GROUP_SIZE):
-    """Select both sets, then fetch the kept rows' texts once; returns {kind: (funnel, batch iterator)}."""
-    df = _prepare(narrow)
-    out: dict[str, Any] = {}
     pos = df["pos"].to_numpy().astype(np.int64)
-    sel: dict[str, Any] = {}
+    pair_pos = pairs.rows_of(df["pair_id"].gather(rows)) if len(rows) else np.array([], dtype=np.int64)
+    for a, z in _slabs(len(rows), texts, 1, batch):
+        tslab, pslab = _Slab(texts, pos[rows[a:z]]), _Slab(pairs.rows, pair_pos[a:z])
+        for s in range(a, z, batch):
+            r = rows[s:min(z, s + batch)]
+            jid, order, verdict, source = (_col(df, c, r) for c in ("judgment_id", "order", "verdict", "verdict_source"))
+            yield pa.RecordBatch.from_arrays([
+                pc.binary_join_element_wise(f"{iteration}:sft:", jid, ""), _col(df, "pair_id", r),
+                pa.array([iteration] * len(r), pa.string()), order, jid, verdict, source,
+                pairs.prompts(pslab, pair_pos[s:s + len(r)], order),
+                _completions(tslab.column("text", pos[r]), verdict, source),
+            ], schema=SFT)
+
+
+def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: _Rows, pairs: _Pairs,
+                 iteration: str, batch: int) -> Iterator[pa.RecordBatch]:
+    pos = df["pos"].to_numpy().astype(np.int64)
+    pair_pos = pairs.rows_of(df["pair_id"].gather(gi)) if len(gi) else np.array([], dtype=np.int64)
+    for a, z in _slabs(len(gi), texts, 2, batch):
+        tslab = _Slab(texts, np.concatenate([pos[gi[a:z]], pos[bi[a:z]]]))
+        pslab = _Slab(pairs.rows, pair_pos[a:z])
+        for s in range(a, z, batch):
+            g, b = gi[s:min(z, s + batch)], bi[s:min(z, s + batch)]
+            gid, bid, order = _col(df, "judgment_id", g), _col(df, "judgment_id", b), _col(df, "order", g)
+            gv, bv = _col(df, "verdict", g), _col(df, "verdict", b)
+            chosen = _completions(tslab.column("text", pos[g]), gv, _col(df, "verdict_source", g))
+            rejected = _completions(tslab.column("text", pos[b]), bv, _col(df, "verdict_source", b))
+            yield pa.RecordBatch.from_arrays([
+                pc.binary_join_element_wise(f"{iteration}:dpo:", gid, "|", bid, ""), _col(df, "pair_id", g),
+                pa.array([iteration] * len(g), pa.string()), order, pairs.prompts(pslab, pair_pos[s:s + len(g)], order),
+                chosen, rejected, gid, bid, gv, bv,
+                pc.if_else(pc.is_valid(bv), pa.scalar("wrong"), pa.scalar("unparsed")),
+            ], schema=DPO)
+
+
+# output rows per record batch (and Parquet row group): ~100 MB of prompt and texts each
+OUT_BATCH = 32 * 1024
+
+
+def _curate(narrow: pl.DataFrame, texts: _Rows, pairs: _Pairs, cfg: CurationConfig, iteration: str, want: set[str],
+            batch: int | None = None):
+    """Select the sets; returns {kind: (funnel, batch iterator)} (texts are fetched as the batches are built)."""
+    df = _prepare(narrow)
+    del narrow
+    batch = batch or OUT_BATCH
+    out: dict[str, Any] = {}
     if "sft" in want:
-        sel["sft"] = _select_sft(df, cfg, iteration)
-        log.info("curation %s: %s", iteration, sel["sft"][1])
+        rows, funnel = _select_sft(df, cfg, iteration)
+        log.info("curation %s: %s", iteration, funnel)
+        out["sft"] = (funnel, _sft_batches(df, rows, texts, pairs, iteration, batch))
     if "dpo" in want:
-        sel["dpo"] = _select_dpo(df, cfg, iteration)
-        log.info("dpo curation %s: %s", iteration, sel["dpo"][2])
-    need = [pos[sel["sft"][0]]] if "sft" in sel else []
-    if "dpo" in sel:
-        need += [pos[sel["dpo"][0]], pos[sel["dpo"][1]]]
-    needed = np.unique(np.concatenate(need)) if need else np.array([], dtype=np.int64)
-    texts = text_of(needed)
-    if "sft" in sel:
-        rows, funnel = sel["sft"]
-        out["sft"] = (funnel, _sft_batches(df, rows, texts, np.searchsorted(needed, pos[rows]), pairs, iteration, batch))
-    if "dpo" in sel:
-        gi, bi, funnel = sel["dpo"]
-        out["dpo"] = (funnel, _dpo_batches(df, gi, bi, texts, np.searchsorted(needed, pos[gi]),
-                                           np.searchsorted(needed, pos[bi]), pairs, iteration, batch))
+        gi, bi, funnel = _select_dpo(df, cfg, iteration)
+        log.info("dpo curation %s: %s", iteration, funnel)
+        out["dpo"] = (funnel, _dpo_batches(df, gi, bi, texts, pairs, iteration, batch))
     return out
 
 
@@ -327,7 +366,7 @@ def _write(batches: Iterator[pa.RecordBatch], schema: pa.Schema, dest: str | Pat
     with atomic_path(dest) as tmp:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
             for b in batches:
-                w.write_batch(b, row_group_size=ROW_GROUP_SIZE)
+                w.write_batch(b, row_group_size=OUT_BATCH)
                 n += b.num_rows
     return n
 
@@ -336,9 +375,13 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
                  sft_path: str | Path, dpo_path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Curate a judgments Parquet file into the SFT and DPO Parquet files; return (sft funnel, dpo funnel).
 
-    Reads the narrow judgment columns whole, the judgment texts of the kept
-    rows only (one row group at a time), the pairs' prompt columns, and writes
-    both sets in row groups, each file atomically. Same rules and draws as
+    Reads the narrow judgment columns whole; then builds the rows in slabs of
+    ~256 MB of judgment text, reading for each slab only the row groups of
+    the judgments and pairs files that hold its rows (a judgments file in
+    about judgment_id order, as the judge stage writes it, is read about once
+    per set; any order works, with more reading), and writes both sets in row
+    groups of 32k rows, on two threads, each file atomically. Memory stays
+    bounded by the narrow columns plus a slab per set. Same rules and draws as
     `curate_sft` / `curate_dpo`.
     """
     for path, kind in ((judgments_path, "judgments"), (pairs_path, "pairs")):
@@ -352,11 +395,15 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
             check_table(kind, schema.empty_table(), str(path))
         elif missing := [c for c in PAIR_COLUMNS if c not in schema.names]:
             raise ValueError(f"{path}: not a pairs table, missing columns {missing}")
-    narrow = pl.from_arrow(pq.read_table(judgments_path, columns=NARROW))
-    pairs = _Pairs(pq.read_table(pairs_path, columns=PAIR_COLUMNS))
-    res = _curate(narrow, lambda p: _gather_file_texts(judgments_path, p), pairs, cfg, iteration, {"sft", "dpo"})
-    _write(res["sft"][1], SFT, sft_path)
-    _write(res["dpo"][1], DPO, dpo_path)
+    pairs = _Pairs(pq.read_table(pairs_path, columns=["pair_id"]), _Rows(PAIR_COLUMNS[1:], path=pairs_path))
+    # no local reference to the narrow frame: _curate frees it once sorted
+    res = _curate(pl.read_parquet(judgments_path, columns=NARROW), _Rows(["text"], path=judgments_path), pairs, cfg,
+                  iteration, {"sft", "dpo"})
+    # the two sets are built and compressed on two threads (Arrow and polars release the GIL)
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(_write, res["sft"][1], SFT, sft_path), pool.submit(_write, res["dpo"][1], DPO, dpo_path)]
+        for job in jobs:
+            job.result()
     return res["sft"][0], res["dpo"][0]
 
 
@@ -366,10 +413,10 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
 def _from_dicts(judgments: list[dict[str, Any]], pairs: dict[str, dict[str, Any]]):
     types = {"correct": pa.bool_()}
     narrow = pl.from_arrow(pa.table({c: pa.array([j[c] for j in judgments], types.get(c, pa.string())) for c in NARROW}))
-    text = pa.array([j["text"] for j in judgments], pa.string())
+    texts = pa.table({"text": pa.array([j["text"] for j in judgments], pa.string())})
     table = pa.table({"pair_id": pa.array(list(pairs), pa.string()),
                       **{c: pa.array([p[c] for p in pairs.values()], pa.string()) for c in PAIR_COLUMNS[1:]}})
-    return narrow, (lambda positions: text.take(pa.array(positions, pa.int64()))), _Pairs(table)
+    return narrow, _Rows(["text"], table=texts), _Pairs(table, _Rows(PAIR_COLUMNS[1:], table=table))
 
 
 def _rows(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> list[dict[str, Any]]:
@@ -380,8 +427,8 @@ def curate_sft(
     judgments: list[dict[str, Any]], pairs: dict[str, dict[str, Any]], cfg: CurationConfig, iteration: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Return (sft rows, funnel). `pairs` maps pair_id -> pair row (for the prompt text)."""
-    narrow, text_of, p = _from_dicts(judgments, pairs)
-    funnel, batches = _curate(narrow, text_of, p, cfg, iteration, {"sft"})["sft"]
+    narrow, texts, p = _from_dicts(judgments, pairs)
+    funnel, batches = _curate(narrow, texts, p, cfg, iteration, {"sft"})["sft"]
     return _rows(batches, SFT), funnel
 
 
@@ -395,6 +442,6 @@ def curate_dpo(
     "A wins"/"B wins" (the chosen verdict) are balanced when `dpo_balance`
     (default: `balance`) is `truncate`.
     """
-    narrow, text_of, p = _from_dicts(judgments, pairs)
-    funnel, batches = _curate(narrow, text_of, p, cfg, iteration, {"dpo"})["dpo"]
+    narrow, texts, p = _from_dicts(judgments, pairs)
+    funnel, batches = _curate(narrow, texts, p, cfg, iteration, {"dpo"})["dpo"]
     return _rows(batches, DPO), funnel

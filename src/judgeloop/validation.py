@@ -64,6 +64,9 @@ TEXT_FLAGS = {"pairs_ok": ["_w_differs_l"], "sft": ["_tag_matches_verdict"], "dp
               "likert_sft": ["_tag_matches_verdict"]}
 FLAG_INPUTS = {"pairs_ok": ["response_w", "response_l"], "sft": ["completion", "verdict"],
                "dpo": ["chosen", "rejected"], "likert_sft": ["completion", "verdict"]}
+# Inputs of the computed check columns that are not long texts (read with the narrow columns).
+NARROW_FLAG_INPUTS = {"judgments": ["verdict", "correct", "parse_status", "verdict_source"], "sft": ["verdict"],
+                      "likert_judgments": ["parse_status", "score_source"], "pairs_ok": ["gen_status"]}
 CHUNK_BYTES = 1 << 28  # uncompressed long-text bytes per validated chunk (256 MB: measured faster than 1 GB)
 
 
@@ -428,7 +431,9 @@ def _run_batch(ctx, kind: str, batch: str, source, ab_tolerance: float | None,
     text = {i: c for i, c in enumerate(base) if _column(c) in LONG_TEXT}
     schema = {i: c for i, c in enumerate(base) if isinstance(c.expectation, gxe.ExpectTableColumnsToMatchSet)}
     long_cols = [c for c in source.columns if c in LONG_TEXT]
-    narrow_cols = [c for c in source.columns if c not in LONG_TEXT]
+    # the narrow frame: only the columns a check or a computed check reads (not sampling JSON, hashes, ...)
+    used = {key, *NARROW_FLAG_INPUTS.get(batch, []), *(_column(c) for c in base)}
+    narrow_cols = [c for c in source.columns if c not in LONG_TEXT and c in used]
     filter_cols = ["gen_status"] if batch == "pairs_ok" else []
     text_flags = TEXT_FLAGS.get(batch, [])
     flags: dict[str, list[np.ndarray]] = {f: [] for f in text_flags}
