@@ -92,11 +92,16 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
         {**card, "kind": "trained", "init": init_name, "init_hash": init_hash, "hyperparameters": cfg.model_dump()},
     )
     log.info("trained %s on %d examples: %d steps, loss %.4f, %.1f s", out_dir, n, result.global_step, result.training_loss, seconds)
+    # TRL logs the running count of tokens fed to the model (DPO: chosen + rejected)
+    tokens = next((int(float(h["num_tokens"])) for h in reversed(trainer.state.log_history) if "num_tokens" in h), None)
     return {
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "examples": n,
         "seconds": round(seconds, 2),
+        "steps_per_s": round(result.global_step / seconds, 4) if seconds else None,
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 1) if tokens and seconds else None,
         "loss_history": [{"step": h["step"], "loss": h["loss"]} for h in history],
         "content_hash": manifest["content_hash"],
     }
