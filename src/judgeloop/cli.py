@@ -357,7 +357,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
 def _local_model_problem(model: str) -> str | None:
     """What is wrong with `--model` when it names a local path (None: fine, or a hub id / packaged:NAME)."""
     p = Path(model).expanduser()
-    looks_local = p.exists() or model.startswith(("/", ".", "~")) or model.count("/") > 1
+    # `org/name` is a hub id unless a local folder `org` exists (models/it9 is a typo, not a hub id)
+    looks_local = p.exists() or model.startswith(("/", ".", "~")) or model.count("/") > 1 or (
+        model.count("/") == 1 and p.parent.is_dir())
     if not looks_local:
         return None
     if p.is_file():

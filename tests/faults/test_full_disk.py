@@ -12,6 +12,7 @@ Two ways to fill the disk:
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -95,3 +96,27 @@ def test_real_full_filesystem(project):
     assert "LEFT: \n" in res.stderr or res.stderr.rstrip().endswith("LEFT:"), res.stderr[-2000:]  # nothing left in data/
     assert_ok(project.stage("prompts"))  # the same folder with room
     assert (project.root / "data/prompts.parquet").stat().st_size > 16 * 1024
+
+
+def test_temporaries_of_a_killed_write_are_removed_by_the_next_write(project):
+    """SIGKILL mid-write leaves `.NAME.PID.xxxxxxxx.tmp`; the next write of NAME removes it
+    when PID is gone, and leaves a live writer's temporary alone."""
+    data = project.root / "data"
+    data.mkdir()
+    dead = 4_000_000
+    while True:
+        try:
+            os.kill(dead, 0)
+            dead -= 1
+        except ProcessLookupError:
+            break
+        except OSError:
+            dead -= 1
+    stale = data / f".prompts.parquet.{dead}.k1ll3d_x.tmp"
+    stale.write_bytes(b"PAR1 half")
+    live = data / f".prompts.parquet.{os.getpid()}.l1ve_abc.tmp"  # this pytest process is alive
+    live.write_bytes(b"PAR1 in flight")
+    other = data / f".pairs.parquet.{dead}.k1ll3d_y.tmp"  # another output's: not this write's business
+    other.write_bytes(b"x")
+    assert_ok(project.stage("prompts"))
+    assert not stale.exists() and live.exists() and other.exists()

@@ -183,3 +183,14 @@ def test_judge_cli_user_view_then_fixed(project, tiny_model, monkeypatch):
     monkeypatch.chdir(project.root)
     assert main([*JUDGE_ARGS, "--model", str(tiny_model)]) == 0
     assert pq.read_table(project.root / "out.parquet").num_rows == 2
+
+
+def test_judge_cli_relative_model_path_typo(project, capsys, monkeypatch):
+    """`models/it9` when models/ exists is a missing folder, not a Hugging Face id to look up."""
+    from judgeloop.cli import main
+
+    monkeypatch.chdir(project.root)
+    (project.root / "models" / "it1").mkdir(parents=True)
+    (project.root / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in PAIRWISE))
+    assert main([*JUDGE_ARGS, "--model", "models/it9"]) == 2
+    assert "judgeloop: judge: --model models/it9: no such model directory" in capsys.readouterr().err
