@@ -137,3 +137,24 @@ def test_shared_prefill_gives_the_plain_generate_tokens(seed_model):
         torch.manual_seed(7)
         shared = b._generate_shared_prefill(enc, kw)
     assert plain.shape == shared.shape and torch.equal(plain, shared)
+
+
+def test_forced_choice_with_shared_prompts_equals_plain_forward(seed_model):
+    """choice_logprobs shares each prompt's prefill; the numbers are the whole-text forward pass's."""
+    import torch
+
+    from judgeloop.backends.transformers_backend import TransformersBackend
+    from judgeloop.templates import FORCED_VERDICT_CONTINUATION, judge_messages
+
+    b = TransformersBackend(seed_model, GenerationConfig(batch_size=4, cache_dir=None))
+    m1 = judge_messages("What is 2+2?", "4.", "5.")
+    m2 = judge_messages("Name the largest planet in the solar system.", "Jupiter is the largest.", "Saturn, I think.")
+    texts = ["Response A is right.", "B looks better to me because it is longer and more detailed.", "", " Both are fine."]
+    contexts = [(m, t + FORCED_VERDICT_CONTINUATION) for m in (m1, m2) for t in texts]  # 8 contexts, 2 prompts, 2 batches
+    got = b.choice_logprobs(contexts, ["A", "B"])
+    a_id, b_id = (b.tok.encode(c, add_special_tokens=False)[0] for c in "AB")
+    for (messages, assistant), lp in zip(contexts, got):
+        enc = b._encode([b.render(messages) + assistant])
+        with torch.inference_mode():
+            ref = torch.log_softmax(b.model(**enc).logits[0, -1].float(), dim=-1)
+        assert abs(lp["A"] - float(ref[a_id])) < 1e-3 and abs(lp["B"] - float(ref[b_id])) < 1e-3, (assistant, lp, ref[[a_id, b_id]])

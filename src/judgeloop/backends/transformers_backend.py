@@ -199,7 +199,18 @@ class TransformersBackend(Backend):
     # -- scoring -------------------------------------------------------------
 
     def choice_logprobs(self, contexts, choices: list[str]) -> list[dict[str, float]]:
+        """Log-probabilities of single-token `choices` right after each (messages, assistant text).
+
+        Contexts that share a prompt (the n samples of a judge request) share
+        its prefill: per batch, each distinct prompt goes through the model
+        once, its KV cache is copied to the contexts that use it, and only the
+        assistant text is computed per context. The tokens are those of the
+        whole text tokenized at once (the prompt's tokens are shared only
+        where they are a prefix of it), so the result is the plain forward
+        pass's, with about a quarter of the prompt work at n=4.
+        """
         import torch
+        from transformers import DynamicCache
 
         ids = []
         for c in choices:
@@ -207,24 +218,62 @@ class TransformersBackend(Backend):
             if len(enc) != 1:
                 raise ValueError(f"choice {c!r} is not a single token for this tokenizer ({enc})")
             ids.append(enc[0])
-        texts = [self.render(messages) + assistant for messages, assistant in contexts]
-        # batch similar lengths together so left padding stays small
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: list[dict[str, float] | None] = [None] * len(texts)
+        prompts = [self.render(messages) for messages, _ in contexts]
+        prompt_ids: dict[str, list[int]] = {}
+        full, keys = [], []
+        for i, (p, (_, assistant)) in enumerate(zip(prompts, contexts)):
+            f = self.tok(p + assistant, add_special_tokens=False)["input_ids"]
+            self._check_fits(f"forced choice for context {i}", len(f), 1)
+            if p not in prompt_ids:
+                prompt_ids[p] = self.tok(p, add_special_tokens=False)["input_ids"]
+            k = _common_prefix(prompt_ids[p], f)
+            full.append(f)
+            keys.append(tuple(f[: max(1, min(k, len(f) - 1))]))  # at least one token after the shared part
+        key_no = {k: n for n, k in enumerate(dict.fromkeys(keys))}
+        # contexts of one prompt together, similar lengths together
+        order = sorted(range(len(full)), key=lambda i: (len(keys[i]), key_no[keys[i]], len(full[i])))
+        out: list[dict[str, float] | None] = [None] * len(full)
         bs = max(1, self.cfg.batch_size)
+        pad = self.tok.pad_token_id
         for start in tqdm(range(0, len(order), bs), desc="forced choice", unit="batch", mininterval=2.0):
             idx = order[start : start + bs]
-            enc = self._encode([texts[i] for i in idx])
-            for i, n in zip(idx, enc["attention_mask"].sum(dim=1).tolist()):
-                self._check_fits(f"forced choice for context {i}", int(n), 1)
+            uniq = list(dict.fromkeys(keys[i] for i in idx))
+            pre, pre_mask = _left_pad([list(k) for k in uniq], pad, self.device)
+            sel = torch.tensor([uniq.index(keys[i]) for i in idx], device=self.device)
+            suf, suf_mask = _left_pad([full[i][len(keys[i]) :] for i in idx], pad, self.device)
             with torch.inference_mode():
+                cache = DynamicCache(config=self.model.config)
+                self.model(input_ids=pre, attention_mask=pre_mask, position_ids=(pre_mask.cumsum(-1) - 1).clamp(min=0),
+                           past_key_values=cache, use_cache=True, logits_to_keep=1)
+                cache.batch_select_indices(sel)
+                mask = torch.cat([pre_mask[sel], suf_mask], dim=1)  # [left pad][prompt][left pad][assistant]
+                positions = pre_mask[sel].sum(-1, keepdim=True) + (suf_mask.cumsum(-1) - 1).clamp(min=0)
                 # logits_to_keep=1: only the last position goes through the 49k-wide LM head
-                logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :].float()
+                logits = self.model(input_ids=suf, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                    use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
             logp = torch.log_softmax(logits, dim=-1)[:, ids].tolist()
             for i, row in zip(idx, logp):
                 out[i] = {c: lp for c, lp in zip(choices, row)}
-            self.stats.tokens_in += int(enc["attention_mask"].sum())
+            self.stats.tokens_in += int(pre_mask.sum()) + int(suf_mask.sum())
         return [o for o in out if o is not None]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _left_pad(rows: list[list[int]], pad: int, device: Any) -> tuple[Any, Any]:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
 
 
 def _without_seed(s: Sampling) -> Sampling:
