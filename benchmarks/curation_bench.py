@@ -167,7 +167,9 @@ def _gather_text(path: Path, positions: np.ndarray) -> pd.Series:
             col = f.read_row_group(i, columns=["text"]).column("text")
             parts.append(col.take(pa.array(want[lo:hi] - start)))
         start += n
-    texts = pa.chunked_array(parts, type=pa.string()).combine_chunks() if parts else pa.array([], pa.string())
+    # large_string: the kept texts of 10M judgments pass 2 GB
+    texts = pa.chunked_array([p.cast(pa.large_string()) for p in parts], type=pa.large_string()).combine_chunks() \
+        if parts else pa.array([], pa.large_string())
     back = np.empty_like(order)
     back[order] = np.arange(len(order))
     return pd.Series(texts.take(pa.array(back)), dtype=pd.StringDtype("pyarrow"))
@@ -486,9 +488,13 @@ def compare_outputs(a: Path, b: Path) -> bool:
 # ---------------------------------------------------------------- running
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
+CPU: dict[str, float] = {}  # CPU seconds (all threads) of the last timed call, by label
+
+
+def timed(fn: Callable[[], Any], label: str = "") -> tuple[float, Any]:
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
+    CPU[label] = time.process_time() - c0
     return time.perf_counter() - t0, out
 
 
@@ -505,14 +511,15 @@ def _side(which: str, root: Path, cfg: dict[str, Any], ab: float | None) -> dict
     d = root / "data" / ITERATION
     files = {"judgments": d / "judgments.parquet", "sft": d / "sft.parquet", "dpo": d / "dpo.parquet"}
     if which == "judgeloop":
-        cur_s, funnel = timed(lambda: judgeloop_curate(root, c))
+        cur_s, funnel = timed(lambda: judgeloop_curate(root, c), "curate")
         rss_cur = _rss_mb()
-        val_s, counts = timed(lambda: judgeloop_validate(files, root / "reports" / "validation", ab))
+        val_s, counts = timed(lambda: judgeloop_validate(files, root / "reports" / "validation", ab), "validate")
     else:
-        cur_s, funnel = timed(lambda: PandasCuration(root, c).run())
+        cur_s, funnel = timed(lambda: PandasCuration(root, c).run(), "curate")
         rss_cur = _rss_mb()
-        val_s, counts = timed(lambda: PandasValidation(files, ab).run())
-    return {"curate_s": cur_s, "validate_s": val_s, "funnel": funnel, "counts": counts, "import_s": import_s,
+        val_s, counts = timed(lambda: PandasValidation(files, ab).run(), "validate")
+    return {"curate_s": cur_s, "validate_s": val_s, "curate_cpu_s": CPU["curate"], "validate_cpu_s": CPU["validate"],
+            "funnel": funnel, "counts": counts, "import_s": import_s,
             "max_rss_mb_after_curate": rss_cur, "max_rss_mb": _rss_mb()}
 
 
@@ -554,10 +561,14 @@ def run(rows: int, samples: int, workdir: Path | None, keep: bool, skip_pandas: 
                 print(f"  unexpected counts differ:\n    judgeloop {J['counts']}\n    pandas    {P['counts']}", flush=True)
         ok = None if skip_pandas else bool(same_funnel and same_rows)
         results = [
-            {"step": "curate (sft + dpo)", "judgeloop_s": J["curate_s"], "pandas_s": P and P["curate_s"], "match": ok},
-            {"step": "validate (judgments, sft, dpo)", "judgeloop_s": J["validate_s"], "pandas_s": P and P["validate_s"], "match": same_counts},
+            {"step": "curate (sft + dpo)", "judgeloop_s": J["curate_s"], "pandas_s": P and P["curate_s"], "match": ok,
+             "judgeloop_cpu_s": J["curate_cpu_s"], "pandas_cpu_s": P and P["curate_cpu_s"]},
+            {"step": "validate (judgments, sft, dpo)", "judgeloop_s": J["validate_s"], "pandas_s": P and P["validate_s"],
+             "match": same_counts, "judgeloop_cpu_s": J["validate_cpu_s"], "pandas_cpu_s": P and P["validate_cpu_s"]},
             {"step": "total", "judgeloop_s": J["curate_s"] + J["validate_s"],
-             "pandas_s": P and P["curate_s"] + P["validate_s"], "match": None if skip_pandas else bool(ok and same_counts)},
+             "pandas_s": P and P["curate_s"] + P["validate_s"], "match": None if skip_pandas else bool(ok and same_counts),
+             "judgeloop_cpu_s": J["curate_cpu_s"] + J["validate_cpu_s"],
+             "pandas_cpu_s": P and P["curate_cpu_s"] + P["validate_cpu_s"]},
         ]
         d = tmp / "data" / ITERATION
         out_sizes = {k: pq.ParquetFile(d / f"{k}.parquet").metadata.num_rows for k in ("judgments", "sft", "dpo")}
@@ -579,15 +590,18 @@ def run(rows: int, samples: int, workdir: Path | None, keep: bool, skip_pandas: 
 
 
 def render(report: dict[str, Any]) -> str:
-    head = f"{'step':<32} {'judgeloop s':>11} {'pandas s':>9} {'ratio':>7}  same"
+    head = f"{'step':<32} {'judgeloop s':>11} {'pandas s':>9} {'ratio':>7}  same  {'cpu s (jl / pd)':>17}"
     lines = [f"{report['rows']:,} judgments, {report['pairs']:,} pairs; sft {report['output_rows']['sft']:,} rows, "
              f"dpo {report['output_rows']['dpo']:,} rows", head, "-" * len(head)]
     for r in report["results"]:
         p = r["pandas_s"]
         ratio = f"{p / r['judgeloop_s']:.1f}x" if p is not None and r["judgeloop_s"] > 0 else "-"
+        pc_ = r["pandas_cpu_s"]
+        cpu = f"{r['judgeloop_cpu_s']:.1f} / {'-' if pc_ is None else f'{pc_:.1f}'}"
         lines.append(f"{r['step']:<32} {r['judgeloop_s']:>11.2f} {('-' if p is None else f'{p:.2f}'):>9} {ratio:>7}  "
-                     f"{'-' if r['match'] is None else ('yes' if r['match'] else 'NO')}")
-    lines.append("ratio = pandas time / judgeloop time (higher: judgeloop faster)")
+                     f"{'-' if r['match'] is None else ('yes' if r['match'] else 'NO'):<4}  {cpu:>17}")
+    lines.append("ratio = pandas wall time / judgeloop wall time (higher: judgeloop faster); "
+                 "cpu s = CPU seconds of all threads (the machine is shared)")
     m = report.get("machine", {})
     if m:
         lines.append(f"load average at start {tuple(round(x, 2) for x in m['load_avg_at_start'])}, "
