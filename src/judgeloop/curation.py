@@ -212,12 +212,13 @@ class _Rows:
     row groups that hold them (a file written in about the output's order is read about once)."""
 
     def __init__(self, columns: list[str], table: pa.Table | None = None, path: str | Path | None = None):
-        self.columns, self.table = columns, table
+        self.columns, self.table, self.path = columns, table, path
         if table is None:
-            self.file = pq.ParquetFile(path)
-            md = self.file.metadata
+            f = pq.ParquetFile(path)
+            md = f.metadata
+            self.schema = f.schema_arrow
             self.starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
-            names = self.file.schema_arrow.names
+            names = self.schema.names
             size = sum(md.row_group(g).column(i).total_uncompressed_size
                        for g in range(md.num_row_groups) for i, n in enumerate(names) if n in columns)
             self.row_bytes = size / max(1, md.num_rows)
@@ -229,13 +230,14 @@ class _Rows:
         if self.table is not None:
             return self.table.select(self.columns).take(pa.array(positions, pa.int64()))
         parts = []
+        file = pq.ParquetFile(self.path)  # a reader per call: the two sets are built on two threads
         for g in range(len(self.starts) - 1):
             lo, hi = np.searchsorted(positions, [self.starts[g], self.starts[g + 1]])
             if hi > lo:
-                t = self.file.read_row_group(g, columns=self.columns)
+                t = file.read_row_group(g, columns=self.columns)
                 parts.append(t.take(pa.array(positions[lo:hi] - self.starts[g])))
         if not parts:
-            return self.file.schema_arrow.empty_table().select(self.columns)
+            return self.schema.empty_table().select(self.columns)
         return pa.concat_tables(parts)
 
 
