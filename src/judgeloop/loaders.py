@@ -145,7 +145,7 @@ def load_source(src: PromptSource) -> list[dict[str, Any]]:
             rid = str(rid).strip()
             if rid in seen:
                 raise InputError(
-                    f"{where}: {at(i)}: duplicate id {rid!r} (first seen at {at(seen[rid])}); "
+                    f"{where}: {at(i)}: duplicate id {rid!r}, first seen at {at(seen[rid])}; "
                     "ids must be unique, or set id_column: null to derive ids from the text"
                 )
             seen[rid] = i

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import assert_fails, assert_ok, assert_untouched
+from .conftest import assert_fails, assert_ok, assert_untouched, run_in
 
 
 def corrupt(path, how: str) -> bytes:
@@ -29,7 +29,7 @@ HOWS = ["truncated", "garbage", "zero-bytes", "flipped-footer"]
 
 
 @pytest.mark.parametrize("how", HOWS)
-def test_curate_on_corrupted_judgments(project, how):
+def test_curate_on_corrupted_judgments(project, how, caplog, monkeypatch):
     project.write_pairs()
     project.write_judgments()
     path = project.root / "data/it1/judgments.parquet"
@@ -37,8 +37,8 @@ def test_curate_on_corrupted_judgments(project, how):
     before = project.outputs()
     assert_fails(project.stage("curate", "--iteration", "it1"), "data/it1/judgments.parquet", "not a readable Parquet file")
     assert_untouched(project, before)  # no sft/dpo/curation.json
-    path.write_bytes(good)
-    assert_ok(project.stage("curate", "--iteration", "it1"))
+    path.write_bytes(good)  # the fix; the rerun in process (the same run_stage the script calls)
+    assert run_in(project.root, "curate", "--iteration", "it1", caplog=caplog, monkeypatch=monkeypatch) == (0, "")
     assert (project.root / "data/it1/sft.parquet").exists()
 
 

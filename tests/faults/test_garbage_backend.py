@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import assert_fails, assert_ok, assert_untouched
+from .conftest import assert_fails, assert_ok, assert_untouched, run_in
 
 
 def chat(content, finish="stop", usage=None, **extra):
@@ -61,7 +61,7 @@ def judge_project(project, fake_server):
 
 
 @pytest.mark.parametrize("case_id,handler,needles", GARBAGE, ids=[g[0] for g in GARBAGE])
-def test_garbage_is_named_then_a_sane_server_completes(judge_project, case_id, handler, needles):
+def test_garbage_is_named_then_a_sane_server_completes(judge_project, case_id, handler, needles, caplog, monkeypatch):
     project, server = judge_project
     server.handler = handler
     before = project.outputs()
@@ -69,8 +69,8 @@ def test_garbage_is_named_then_a_sane_server_completes(judge_project, case_id, h
     assert "request 'it1:p" in err  # which request got the garbage
     assert_untouched(project, before)  # no judgments, no metrics, no cached shard
 
-    server.handler = sane  # the fix
-    assert_ok(project.stage("judge", "--iteration", "it1"))
+    server.handler = sane  # the fix; the rerun in process (the same run_stage the script calls)
+    assert run_in(project.root, "judge", "--iteration", "it1", caplog=caplog, monkeypatch=monkeypatch) == (0, "")
     rows = pq.read_table(project.root / "data/it1/judgments.parquet").to_pylist()
     assert len(rows) == 4 and {r["verdict"] for r in rows} == {"A"}
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import assert_fails, assert_ok, assert_untouched
+from .conftest import assert_fails, assert_ok, assert_untouched, run_in
 
 GOOD = [
     {"id": "q1", "instruction": "Explain why the sky is blue.", "category": "factual"},
@@ -60,7 +60,7 @@ BAD = [
      ["line 2: not valid UTF-8"]),
     ("not-utf8-csv", "csv", b"id,instruction\na,fine text here\nb,\xff\xfe broken\n", ["line 3: not valid UTF-8"]),
     ("duplicate-id-jsonl", "jsonl", [GOOD[0], GOOD[1], {**GOOD[2], "id": "q1"}],
-     ["row 2 (line 3): duplicate id 'q1'", "first seen at row 0 (line 1)"]),
+     ["row 2 (line 3): duplicate id 'q1'", "first seen at row 0 (line 1);"]),
     ("duplicate-id-csv", "csv", [GOOD[0], {**GOOD[1], "id": "q1"}], ["row 1 (line 3): duplicate id 'q1'"]),
     ("duplicate-id-parquet", "parquet", [GOOD[0], {**GOOD[1], "id": "q1"}], ["row 1: duplicate id 'q1'"]),
     ("invalid-json", "jsonl", b'{"id": "a", "instruction": "fine text here"}\n{"id": "b", "instruction": }\n',
@@ -73,7 +73,7 @@ BAD = [
 
 
 @pytest.mark.parametrize("case_id,kind,content,needles", BAD, ids=[c[0] for c in BAD])
-def test_bad_prompts_file_is_named_then_fixed(project, case_id, kind, content, needles):
+def test_bad_prompts_file_is_named_then_fixed(project, case_id, kind, content, needles, caplog, monkeypatch):
     name = f"mine.{kind}"
     f = project.root / name
     write(f, kind, *((content, None) if isinstance(content, list) else (None, content)))
@@ -82,8 +82,8 @@ def test_bad_prompts_file_is_named_then_fixed(project, case_id, kind, content, n
     assert_fails(project.stage("prompts"), f"stage prompts failed: {name}: ", *needles)
     assert_untouched(project, before)
 
-    write(f, kind, GOOD)  # the fix
-    assert_ok(project.stage("prompts"))
+    write(f, kind, GOOD)  # the fix; the rerun in process (the same run_stage the script calls)
+    assert run_in(project.root, "prompts", caplog=caplog, monkeypatch=monkeypatch) == (0, "")
     got = pq.read_table(project.root / "data/prompts.parquet").column("prompt_id").to_pylist()
     assert sorted(got) == ["q1", "q2", "q3"]
 
