@@ -304,3 +304,19 @@ def test_curate_files_in_many_slabs_and_batches(tmp_path, monkeypatch):
     assert pq.read_table(tmp_path / "sft.parquet").to_pylist() == want[0][0]
     assert pq.read_table(tmp_path / "dpo.parquet").to_pylist() == want[1][0]
     assert pq.ParquetFile(tmp_path / "sft.parquet").metadata.num_row_groups == (len(want[0][0]) + 1) // 2
+
+
+def test_curate_files_writes_both_sets_or_neither(tmp_path, monkeypatch):
+    import judgeloop.curation as c
+
+    jp, pp = _write_inputs(tmp_path, _mixed_judgments())
+    (tmp_path / "out").mkdir()
+
+    def broken(*a, **k):
+        yield from []
+        raise ValueError("dpo build failed")
+
+    monkeypatch.setattr(c, "_dpo_batches", broken)
+    with pytest.raises(ValueError, match="dpo build failed"):
+        curate_files(jp, pp, cfg(), "it1", tmp_path / "out" / "sft.parquet", tmp_path / "out" / "dpo.parquet")
+    assert list((tmp_path / "out").iterdir()) == []  # no sft.parquet alone, no temporaries

@@ -34,9 +34,11 @@ Output rows are sorted by judgment_id (DPO: chosen, then rejected judgment_id).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import string
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -234,7 +236,8 @@ class _Rows:
         for g in range(len(self.starts) - 1):
             lo, hi = np.searchsorted(positions, [self.starts[g], self.starts[g + 1]])
             if hi > lo:
-                t = file.read_row_group(g, columns=self.columns)
+                with _names_the_file(self.path):
+                    t = file.read_row_group(g, columns=self.columns)
                 parts.append(t.take(pa.array(positions[lo:hi] - self.starts[g])))
         if not parts:
             return self.schema.empty_table().select(self.columns)
@@ -363,14 +366,29 @@ def _curate(narrow: pl.DataFrame, texts: _Rows, pairs: _Pairs, cfg: CurationConf
     return out
 
 
-def _write(batches: Iterator[pa.RecordBatch], schema: pa.Schema, dest: str | Path) -> int:
+def _write(batches: Iterator[pa.RecordBatch], schema: pa.Schema, tmp: Path, stop: threading.Event) -> int:
     n = 0
-    with atomic_path(dest) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
-            for b in batches:
-                w.write_batch(b, row_group_size=OUT_BATCH)
-                n += b.num_rows
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
+        for b in batches:
+            if stop.is_set():  # the other set failed: nothing will be kept
+                break
+            w.write_batch(b, row_group_size=OUT_BATCH)
+            n += b.num_rows
     return n
+
+
+_UNREADABLE = (pa.lib.ArrowException, OSError, pl.exceptions.PolarsError)
+
+
+@contextlib.contextmanager
+def _names_the_file(path: str | Path) -> Iterator[None]:
+    """A corrupted page read mid-way fails naming the file, like io.read_parquet."""
+    try:
+        yield
+    except _UNREADABLE as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a readable Parquet file ({e}); re-run the stage that writes it") from None
 
 
 def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: CurationConfig, iteration: str,
@@ -397,15 +415,24 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
             check_table(kind, schema.empty_table(), str(path))
         elif missing := [c for c in PAIR_COLUMNS if c not in schema.names]:
             raise ValueError(f"{path}: not a pairs table, missing columns {missing}")
-    pairs = _Pairs(pq.read_table(pairs_path, columns=["pair_id"]), _Rows(PAIR_COLUMNS[1:], path=pairs_path))
-    # no local reference to the narrow frame: _curate frees it once sorted
-    res = _curate(pl.read_parquet(judgments_path, columns=NARROW), _Rows(["text"], path=judgments_path), pairs, cfg,
-                  iteration, {"sft", "dpo"})
-    # the two sets are built and compressed on two threads (Arrow and polars release the GIL)
-    with ThreadPoolExecutor(2) as pool:
-        jobs = [pool.submit(_write, res["sft"][1], SFT, sft_path), pool.submit(_write, res["dpo"][1], DPO, dpo_path)]
+    with _names_the_file(pairs_path):
+        pairs = _Pairs(pq.read_table(pairs_path, columns=["pair_id"]), _Rows(PAIR_COLUMNS[1:], path=pairs_path))
+    with _names_the_file(judgments_path):
+        # no local reference to the narrow frame: _curate frees it once sorted
+        res = _curate(pl.read_parquet(judgments_path, columns=NARROW), _Rows(["text"], path=judgments_path), pairs,
+                      cfg, iteration, {"sft", "dpo"})
+    # The two sets are built and compressed on two threads (Arrow and polars release the GIL),
+    # each into a temporary file; both are renamed into place only when both are complete.
+    stop = threading.Event()
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_path(p)) for p in (sft_path, dpo_path)]
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(_write, res[k][1], schema, t, stop) for k, schema, t in (("sft", SFT, tmps[0]), ("dpo", DPO, tmps[1]))]
+            for job in jobs:
+                if job.exception() is not None:
+                    stop.set()
         for job in jobs:
-            job.result()
+            job.result()  # raises the first failure: the temporaries are removed, nothing is renamed
     return res["sft"][0], res["dpo"][0]
 
 
