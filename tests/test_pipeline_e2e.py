@@ -149,6 +149,32 @@ def test_broken_dataset_fails_validation(project: Path):
         path.write_bytes(backup)
 
 
+def test_pairwise_dpo_experiment(project: Path):
+    """`dvc exp run -S training.algo=dpo`: the pairwise loop trained with DPO (+ NLL) on the judge's own pairs."""
+    run = dvc("exp", "run", "-S", "training.algo=dpo", "-S", "judging.samples=4", cwd=project)
+    (project / "exp-dpo.log").write_text(run.stdout + run.stderr)
+    try:
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+        for it in ("it1", "it2"):
+            dpo = duckdb.sql(f"""select d.chosen, d.rejected, d.chosen_verdict, d.rejected_reason, d."order",
+                                        c.correct, r.correct, c.pair_id = r.pair_id and c."order" = r."order"
+                                 from '{project}/data/{it}/dpo.parquet' d
+                                 join '{project}/data/{it}/judgments.parquet' c on c.judgment_id = d.chosen_judgment_id
+                                 join '{project}/data/{it}/judgments.parquet' r on r.judgment_id = d.rejected_judgment_id""").fetchall()
+            assert dpo, f"{it}: empty DPO set"
+            for chosen, rejected, verdict, reason, order, c_ok, r_ok, same_group in dpo:
+                assert c_ok is True and r_ok is not True and same_group and chosen != rejected
+                assert chosen.endswith(f"[[{verdict}]]") and reason in ("wrong", "unparsed")
+            card = json.loads((project / f"models/{it}/judgeloop_manifest.json").read_text())
+            assert card["algo"] == "dpo" and card["dpo"]["beta"] == 0.1 and card["dpo"]["nll_weight"] == 1.5
+            train = json.loads((project / f"metrics/{it}/train.json").read_text())
+            assert train["algo"] == "dpo" and train["train_loss"] > 0
+        assert json.loads((project / "metrics/it2/eval.json").read_text())["sets"]["synthetic"]["n_judgments"] > 0
+    finally:  # back to the committed pairwise run for the tests after this one
+        subprocess.run(["git", "checkout", "--", "."], cwd=project, check=True)
+        assert dvc("checkout", "--force", cwd=project).returncode == 0
+
+
 def test_likert_and_dpo_experiment(project: Path):
     """`dvc exp run -S method=likert -S training.algo=dpo`: Self-Rationalization, two iterations."""
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)

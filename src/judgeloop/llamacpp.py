@@ -52,6 +52,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process that started the server dies (Linux), so a
+    killed test or benchmark does not leave a server eating the CPU."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class LlamaServer:
     """llama-server with a free port; `close()` (or leaving the `with` block) always stops it.
 
@@ -83,6 +95,7 @@ class LlamaServer:
                     "-c", str(ctx), "--parallel", str(parallel), "-t", str(self.threads), "--no-webui", *extra,
                 ],
                 stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             if self._wait_healthy(120):
                 self.url = f"http://127.0.0.1:{self.port}/v1"
