@@ -63,6 +63,10 @@ class Project:
         (self.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         return params
 
+    def update_params(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge `changes` into the project's current params.yaml."""
+        return self.set_params(changes, base=yaml.safe_load((self.root / "params.yaml").read_text()))
+
     # -- running -----------------------------------------------------------------
 
     def stage(self, name: str, *args: str, inject: str | None = None, timeout: float = 300,
@@ -75,10 +79,6 @@ class Project:
             boot = f"import runpy, sys\n{inject}\nsys.argv = [{script!r}, *sys.argv[1:]]\nrunpy.run_path({script!r}, run_name='__main__')\n"
             cmd = [sys.executable, "-c", boot, *args]
         return subprocess.run(cmd, cwd=self.root, env=stage_env(**(env or {})), capture_output=True, text=True, timeout=timeout)
-
-    def popen_stage(self, name: str, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=self.root,
-                                env=stage_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         exe = Path(sys.executable).parent / "judgeloop"

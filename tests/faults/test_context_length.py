@@ -44,7 +44,7 @@ def check_fails_then_fixed(project, context: int, caplog, monkeypatch):
     assert "models/it0" in err
     assert_untouched(project, before)  # no pairs.parquet, no cached shard
 
-    project.set_params({"prompts": {"max_chars": 4000}}, base=__import__("yaml").safe_load((project.root / "params.yaml").read_text()))
+    project.update_params({"prompts": {"max_chars": 4000}})
     assert_ok(project.stage("prompts"))  # the long instruction is dropped now, by name
     assert run_in(project.root, "pairs", caplog=caplog, monkeypatch=monkeypatch) == (0, "")
     pairs = pq.read_table(project.root / "data/pairs.parquet").column("pair_id").to_pylist()

@@ -153,10 +153,8 @@ def test_corrupted_data_page_is_named_when_read(project):
     assert_fails(res, "models/it0")
 
 
-@pytest.mark.xfail(reason="curation.curate_files reads the `text` column per row group with pyarrow directly; "
-                          "a corrupted page there fails without the file named (curation.py is outside this suite's fixes)",
-                   strict=False)
 def test_curate_names_a_corrupted_text_page(project):
+    """curate reads the `text` column of kept rows late, row group by row group: still named, still nothing written."""
     project.write_pairs()
     project.write_judgments()
     _corrupt_a_page(project.root / "data/it1/judgments.parquet", "text")

@@ -87,8 +87,7 @@ LOGPROB_GARBAGE = [
 def test_garbage_log_probabilities_for_forced_verdicts(judge_project, case_id, payload, needles):
     """verdict_fallback: forced asks the server for next-token log-probabilities; garbage there is named too."""
     project, server = judge_project
-    project.set_params({"judging": {"verdict_fallback": "forced"}},
-                       base=__import__("yaml").safe_load((project.root / "params.yaml").read_text()))
+    project.update_params({"judging": {"verdict_fallback": "forced"}})
 
     def handler(path, body):
         return (200, payload, {}) if body.get("logprobs") else (200, chat("I cannot decide."), {})

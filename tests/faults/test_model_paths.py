@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import assert_fails, assert_ok, assert_untouched, run_in
+from .conftest import assert_fails, assert_untouched, run_in
 
 
 def make_bad(kind: str, where: Path, tiny: Path) -> Path:
