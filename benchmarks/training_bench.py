@@ -1,0 +1,103 @@
+"""Benchmark: SFT and DPO training throughput on the default model.
+
+    python -m benchmarks.training_bench                  # 8 steps each, batch 4, from models/it0
+
+Builds SFT examples (judge prompt -> the judge's own judgment with its
+verdict line) and DPO pairs (two judgments of the same pair and order) from
+the judgments of the default run (data/*/judgments.parquet joined with
+data/pairs.parquet), then runs judgeloop's `train_sft` and `train_dpo` (TRL,
+fp32 on CPU) for `--steps` optimizer steps each and reports steps/s,
+examples/s and tokens/s (TRL's count of tokens fed to the model; DPO feeds
+chosen and rejected). The trained checkpoints go to a temporary directory.
+Writes benchmarks/results/training_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from judgeloop.config import TrainingConfig
+from judgeloop.curation import training_completion
+from judgeloop.io import read_parquet, write_json
+from judgeloop.judging import PairwiseItem, shown
+from judgeloop.templates import judge_messages
+
+RESULTS = Path(__file__).parent / "results" / "training_bench.json"
+
+
+def examples(data: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    pairs = {p["pair_id"]: p for p in read_parquet(data / "pairs.parquet").to_pylist() if p["gen_status"] == "ok"}
+    judged = [j for f in sorted(glob.glob(str(data / "*" / "judgments.parquet")))
+              for j in read_parquet(f).to_pylist() if j["verdict"] is not None and j["pair_id"] in pairs]
+    if not judged:
+        raise SystemExit(f"{data}: no judgments with a verdict; run `dvc repro` first")
+    sft, groups = [], defaultdict(list)
+    for j in judged:
+        p = pairs[j["pair_id"]]
+        a, b = shown(PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]), j["order"])
+        prompt = judge_messages(p["instruction"], a, b)[0]["content"]
+        completion = training_completion(j["text"], j["verdict"], j["verdict_source"])
+        sft.append({"prompt": prompt, "completion": completion})
+        groups[(j["pair_id"], j["order"])].append((prompt, completion))
+    dpo = [{"prompt": g[0][0], "chosen": g[0][1], "rejected": g[1][1]} for g in groups.values() if len(g) >= 2]
+    return sft, dpo
+
+
+def run(kind: str, rows: list[dict[str, Any]], model: str, cfg: TrainingConfig) -> dict[str, Any]:
+    from judgeloop.training import train_dpo, train_sft
+
+    fn = train_sft if kind == "sft" else train_dpo
+    with tempfile.TemporaryDirectory(prefix=f"judgeloop-bench-{kind}-") as out:
+        t0 = time.perf_counter()
+        m = fn(rows, model, Path(out) / "model", cfg, {"name": f"bench-{kind}"})
+        wall = time.perf_counter() - t0
+    return {"algo": kind, "steps": m["steps"], "examples_seen": m["steps"] * cfg.batch_size * cfg.grad_accum,
+            "train_seconds": m["seconds"], "wall_seconds_with_load_and_save": round(wall, 2),
+            "steps_per_s": m["steps_per_s"], "examples_per_s": round(m["steps"] * cfg.batch_size * cfg.grad_accum / m["seconds"], 3),
+            "tokens": m.get("tokens"), "tokens_per_s": m.get("tokens_per_s"), "final_loss": round(m["train_loss"], 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.training_bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="models/it0")
+    ap.add_argument("--data", type=Path, default=Path("data"))
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--max-length", type=int, default=1024)
+    ap.add_argument("--output", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    sft, dpo = examples(args.data)
+    cfg = TrainingConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
+                         gradient_checkpointing=False)
+    report: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "load_avg_at_start": os.getloadavg()},
+        "model": args.model, "batch_size": args.batch_size, "max_length": args.max_length,
+        "available": {"sft": len(sft), "dpo": len(dpo)},
+        "results": [run("sft", sft, args.model, cfg), run("dpo", dpo, args.model, cfg)],
+    }
+    report["machine"]["load_avg_at_end"] = os.getloadavg()
+    report["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    print(f"\n{'algo':5} {'steps':>5} {'seconds':>8} {'steps/s':>8} {'examples/s':>10} {'tokens/s':>9}")
+    for r in report["results"]:
+        print(f"{r['algo']:5} {r['steps']:>5} {r['train_seconds']:>8.1f} {r['steps_per_s']:>8.3f} {r['examples_per_s']:>10.2f} "
+              f"{r['tokens_per_s'] if r['tokens_per_s'] is not None else '-':>9}")
+    write_json(report, args.output)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
