@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -42,6 +41,7 @@ import pandas as pd
 
 from judgeloop import audit
 from judgeloop.diff import DIFF_KEYS, diff_iterations, iteration_ignores
+from benchmarks import finish
 from judgeloop.io import ROW_GROUP_SIZE, write_json
 
 CATEGORIES = ["reasoning", "coding", "math", "writing", "extraction", "roleplay", "stem", "humanities"]
@@ -297,6 +297,16 @@ class PandasReports:
             out[c] = out[c].round(4)
         return out
 
+    def dpo_pairs(self) -> pd.DataFrame:
+        # the synthetic project has no DPO sets: the group counts are the work
+        j = self.read("judgments", ["pair_id", "order", "correct"])
+        j["ok"] = j["correct"].fillna(False).astype(bool)
+        g = j.groupby(["iteration", "pair_id", "order"], as_index=False).agg(n_correct=("ok", "sum"), n=("ok", "size"))
+        g["mixed"] = (g.n_correct > 0) & (g.n > g.n_correct)
+        g["combos"] = np.where(g.mixed, g.n_correct * (g.n - g.n_correct), 0)
+        return g.groupby("iteration", as_index=False).agg(
+            groups=("mixed", "size"), groups_mixed=("mixed", "sum"), combinations_possible=("combos", "sum"))
+
     def sample_agreement(self) -> pd.DataFrame:
         v = self._majority(self.read("judgments", ["pair_id", "order", "verdict"]))
         top = np.maximum(v.n_a, v.n_b)
@@ -399,6 +409,7 @@ CHECKS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "parse_failures": (["iteration", "parse_status"], ["judgments", "rate", "forced_verdicts"]),
     "length_bias": (["iteration"], ["judged", "picked_longer_rate", "correct_is_longer_rate", "sft_examples", "sft_picked_longer_rate"]),
+    "dpo_pairs": (["iteration"], ["groups", "groups_mixed", "combinations_possible"]),
     "sample_agreement": (["iteration"], ["groups", "samples_per_group", "mean_agreement", "mean_agreement_verdicts", "unanimous_rate"]),
     "verdict_change": (["iteration_a", "iteration_b"], ["compared", "unchanged", "changed", "became_correct", "became_wrong"]),
 }
@@ -532,16 +543,9 @@ def main(argv: list[str] | None = None) -> int:
         "platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
         "duckdb": duckdb.__version__, "pandas": pd.__version__,
         "duckdb_threads": duckdb.connect().execute("SELECT current_setting('threads')").fetchall()[0][0],
-        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "load_avg_at_start": load_at_start,
-        "load_avg_at_end": os.getloadavg(),
     }
-    report["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    print()
-    print(render(report))
-    write_json(report, args.output)
-    print(f"\nwrote {args.output}")
-    return 0
+    return finish(report, render(report), args.output)
 
 
 if __name__ == "__main__":

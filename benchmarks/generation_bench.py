@@ -31,7 +31,6 @@ import argparse
 import concurrent.futures as cf
 import os
 import platform
-import resource
 import sys
 import time
 import zlib
@@ -40,7 +39,8 @@ from typing import Any
 
 from judgeloop.backends.base import Request, Sampling
 from judgeloop.config import GenerationConfig, OpenAIConfig
-from judgeloop.io import read_parquet, write_json
+from benchmarks import finish
+from judgeloop.io import read_parquet
 from judgeloop.judging import PairwiseItem, judge_requests
 
 RESULTS = Path(__file__).parent / "results" / "generation_bench.json"
@@ -225,14 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             ratios["judgeloop transformers / llama.cpp (target >= 0.5)"] = res[0]["tokens_per_s"] / raw["tokens_per_s"]
         ratios["judgeloop openai / raw llama.cpp (target >= 0.95)"] = ours["tokens_per_s"] / raw["tokens_per_s"]
     report["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
-    report["machine"]["load_avg_at_end"] = os.getloadavg()
-    report["machine"]["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    report["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    print()
-    print(render(report))
-    write_json(report, args.output)
-    print(f"\nwrote {args.output}")
-    return 0
+    return finish(report, render(report), args.output)
 
 
 if __name__ == "__main__":

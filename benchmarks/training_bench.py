@@ -27,7 +27,8 @@ from typing import Any
 
 from judgeloop.config import TrainingConfig
 from judgeloop.curation import training_completion
-from judgeloop.io import read_parquet, write_json
+from benchmarks import finish
+from judgeloop.io import read_parquet
 from judgeloop.judging import PairwiseItem, shown
 from judgeloop.templates import judge_messages
 
@@ -88,15 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         "available": {"sft": len(sft), "dpo": len(dpo)},
         "results": [run("sft", sft, args.model, cfg), run("dpo", dpo, args.model, cfg)],
     }
-    report["machine"]["load_avg_at_end"] = os.getloadavg()
-    report["when"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    print(f"\n{'algo':5} {'steps':>5} {'seconds':>8} {'steps/s':>8} {'examples/s':>10} {'tokens/s':>9}")
+    lines = [f"{'algo':5} {'steps':>5} {'seconds':>8} {'steps/s':>8} {'examples/s':>10} {'tokens/s':>9}"]
     for r in report["results"]:
-        print(f"{r['algo']:5} {r['steps']:>5} {r['train_seconds']:>8.1f} {r['steps_per_s']:>8.3f} {r['examples_per_s']:>10.2f} "
-              f"{r['tokens_per_s'] if r['tokens_per_s'] is not None else '-':>9}")
-    write_json(report, args.output)
-    print(f"\nwrote {args.output}")
-    return 0
+        lines.append(f"{r['algo']:5} {r['steps']:>5} {r['train_seconds']:>8.1f} {r['steps_per_s']:>8.3f} "
+                     f"{r['examples_per_s']:>10.2f} {r['tokens_per_s'] if r['tokens_per_s'] is not None else '-':>9}")
+    return finish(report, "\n".join(lines), args.output)
 
 
 if __name__ == "__main__":
