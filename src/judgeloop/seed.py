@@ -148,7 +148,8 @@ def save_model(model: Any, tok: Any, out_dir: str | Path, manifest: dict[str, An
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         weights = sorted(tmp.glob("*.safetensors"))
-        manifest = {**manifest, "content_hash": _weights_hash(weights), "saved_at": time.time()}
+        # no timestamp: the same weights give the same bytes, so DVC sees an unchanged output
+        manifest = {**manifest, "content_hash": _weights_hash(weights)}
         write_json(manifest, tmp / MANIFEST)
         if out_dir.exists():
             shutil.rmtree(out_dir)
