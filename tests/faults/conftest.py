@@ -193,22 +193,8 @@ def assert_untouched(project: Project, before: dict[str, bytes | None]) -> None:
     assert project.temporaries() == []
 
 
-@pytest.fixture
-def fake_server():
-    """The scripted OpenAI-compatible stand-in server of tests/test_openai_backend.py, for stage subprocesses."""
-    from test_openai_backend import FakeServer
-
-    servers: list[Any] = []
-
-    def make(handler):
-        s = FakeServer(handler)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
-
+# `fake`: the scripted OpenAI-compatible stand-in server of tests/test_openai_backend.py
+from test_openai_backend import fake  # noqa: E402,F401
 
 
 TINY_CONTEXT = 4096  # positions (= characters) of the tiny model below

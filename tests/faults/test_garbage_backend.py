@@ -49,8 +49,8 @@ GARBAGE = [
 
 
 @pytest.fixture
-def judge_project(project, fake_server):
-    server = fake_server(sane)
+def judge_project(project, fake):
+    server = fake(sane)
     project.write_pairs(n=2)
     project.set_params({
         "generation": {"backend": "openai", "cache_dir": "cache", "shard_size": 2,
