@@ -303,11 +303,6 @@ def run_train(params: Params, args: Any) -> None:
 
 
 def run_evaluate(params: Params, args: Any) -> None:
-    from .backends import Sampling, make_backend
-    from .evaluation import load_llmbar, load_pairwise, score, summarise
-    from .judging import PairwiseItem, judge_items
-    from .schemas import to_table
-
     name = args.iteration
     if params.method == "likert":
         return _evaluate_likert(params, name)
