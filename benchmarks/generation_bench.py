@@ -17,8 +17,12 @@ Measured in one run, one engine at a time:
    serving the packaged SmolLM2 GGUF (Q4_1), with `--parallel` slots and
    `--llama-threads` threads, the same prompts (rendered with the model's chat
    template) sent `--parallel` at a time to /v1/completions, one request per
-   prompt with `n` samples (the server processes the prompt once for them);
-   and judgeloop's `openai` backend against that same server.
+   prompt with `n` samples, sampling as judgeloop samples (temperature and
+   top-p; llama.cpp's default top-k and min-p off), each choice's tokens
+   counted from its `logprobs: 1` list; and judgeloop's `openai` backend
+   against that same server, which sends the same requests. The two
+   llama.cpp runs alternate `--repeats` times (default 3) and the median run
+   of each is reported: single runs here vary by +-15%.
 
 Tokens/s counts generated tokens (up to and including the end-of-turn token)
 over wall time, prompt processing included: aggregate throughput, what a
@@ -122,26 +126,26 @@ def run_raw_llamacpp(url: str, model_dir: str, requests: list[Request], parallel
     for r in requests:
         prompt = tok.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
         s = r.sampling
-        # n samples in one request: llama-server processes the prompt once for them
+        # n samples in one request; `logprobs: 1` lists each choice's tokens (usage counts only the first)
         jobs.append({"prompt": prompt, "max_tokens": s.max_tokens, "temperature": s.temperature,
-                     "top_p": s.top_p, "top_k": 0, "seed": s.seed, "n": s.n})
+                     "top_p": s.top_p, "top_k": 0, "min_p": 0.0, "seed": s.seed, "n": s.n, "logprobs": 1})
 
     with httpx.Client(trust_env=False, timeout=600.0) as client:
-        def call(body: dict[str, Any]) -> int:
+        def call(body: dict[str, Any]) -> tuple[int, list[str]]:
             resp = client.post(f"{url}/completions", json=body)
             resp.raise_for_status()
-            choices = resp.json()["choices"]
+            choices = sorted(resp.json()["choices"], key=lambda c: c["index"])
             if len(choices) != body["n"]:
                 raise RuntimeError(f"llama-server returned {len(choices)} choices for n={body['n']}")
-            # usage counts one choice when n > 1: count each text's tokens (+ the end-of-turn token)
-            return sum(len(tok(c["text"], add_special_tokens=False)["input_ids"]) + (c["finish_reason"] == "stop")
-                       for c in choices)
+            # end-of-turn token included
+            return sum(len(c["logprobs"]["content"]) for c in choices), [c["text"] for c in choices]
 
         t0 = time.perf_counter()
         with cf.ThreadPoolExecutor(parallel) as pool:
-            tokens = sum(pool.map(call, jobs))
+            done = list(pool.map(call, jobs))
         dt = time.perf_counter() - t0
-    return _result("raw llama.cpp server", tokens, sum(j["n"] for j in jobs), dt, parallel=parallel)
+    texts = [t for _, ts in done for t in ts]
+    return _result("raw llama.cpp server", sum(k for k, _ in done), len(texts), dt, parallel=parallel)
 
 
 def run_judgeloop_openai(url: str, model_dir: str, requests: list[Request], parallel: int) -> dict[str, Any]:
@@ -158,6 +162,11 @@ def run_judgeloop_openai(url: str, model_dir: str, requests: list[Request], para
                    sum(len(cs) for cs in out), dt, parallel=parallel)
 
 
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = sorted(runs, key=lambda r: r["tokens_per_s"])
+    return {**runs[len(runs) // 2], "tokens_per_s_all_runs": [r["tokens_per_s"] for r in runs]}
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -170,7 +179,10 @@ def render(report: dict[str, Any]) -> str:
              f"{'engine':34} {'seqs':>5} {'tokens':>7} {'seconds':>8} {'tok/s':>7}",
              f"{'-' * 34} {'-' * 5} {'-' * 7} {'-' * 8} {'-' * 7}"]
     for r in report["results"]:
-        lines.append(f"{r['engine']:34} {r['sequences']:>5} {r['tokens']:>7} {r['seconds']:>8.1f} {r['tokens_per_s']:>7.1f}")
+        line = f"{r['engine']:34} {r['sequences']:>5} {r['tokens']:>7} {r['seconds']:>8.1f} {r['tokens_per_s']:>7.1f}"
+        if len(r.get("tokens_per_s_all_runs", [])) > 1:
+            line += "  (median of " + ", ".join(f"{v:.1f}" for v in r["tokens_per_s_all_runs"]) + ")"
+        lines.append(line)
     lines.append("")
     for name, v in report["ratios"].items():
         lines.append(f"{name}: {v:.2f}")
@@ -190,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-transformers", action="store_true", help="only the llama.cpp rows")
     ap.add_argument("--parallel", type=int, default=8, help="llama.cpp slots and requests in flight")
     ap.add_argument("--llama-threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="llama.cpp: alternate raw and judgeloop runs this many times each; report the medians")
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
@@ -216,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         slot_ctx = 2048
         with LlamaServer(find_server_binary(), packaged_gguf_path(), parallel=args.parallel, ctx=slot_ctx * args.parallel,
                          threads=args.llama_threads) as srv:
-            raw = run_raw_llamacpp(srv.url, args.model, requests, args.parallel)
-            ours = run_judgeloop_openai(srv.url, args.model, requests, args.parallel)
+            # alternated, `--repeats` times each; the run with the median tokens/s is reported
+            raws, ourss = [], []
+            for _ in range(args.repeats):
+                raws.append(run_raw_llamacpp(srv.url, args.model, requests, args.parallel))
+                ourss.append(run_judgeloop_openai(srv.url, args.model, requests, args.parallel))
+        raw, ours = _median(raws), _median(ourss)
         res += [raw, ours]
         report["llamacpp"] = {"gguf": Path(packaged_gguf_path()).name, "threads": args.llama_threads,
                               "parallel": args.parallel}

@@ -278,6 +278,31 @@ def test_n_choices_in_one_response(fake):
     assert len(s.posts()) == 1
 
 
+def test_llamacpp_n_choices_counted_from_logprobs(fake):
+    """llama.cpp: n samples in one request, each choice's tokens counted from its log-probability list."""
+
+    def llama(path, body):
+        lengths = [3, 8][: body["n"]]
+        data = chat_response([f"s{i}" for i in range(body["n"])], ["stop", "length"][: body["n"]], completion_tokens=3)
+        if body.get("logprobs"):
+            for c, k in zip(data["choices"], lengths):
+                c["logprobs"] = {"content": [{"token": "t", "logprob": -0.1}] * k}
+        data["timings"] = {"predicted_n": 3}  # what marks llama.cpp's answers
+        return 200, data, {}
+
+    s = fake(llama)
+    b = OpenAIBackend(None, gen_cfg([s.url], model="m"))
+    b.server_kind = "llamacpp"  # as its /models says (owned_by: llamacpp)
+    out = b.generate([req(n=2, max_tokens=8)])
+    assert [(c.text, c.n_tokens, c.finish_reason) for c in out[0]] == [("s0", 3, "stop"), ("s1", 8, "length")]
+    [body] = s.posts()
+    assert (body["n"], body["top_k"], body["min_p"], body["logprobs"], body["top_logprobs"]) == (2, 0, 0.0, True, 1)
+    # with a stop string only the first choice would say which one matched: one request per sample
+    out = b.generate([req(n=2, max_tokens=8, stop=["</x>"])])
+    assert sorted((p["n"], p["seed"]) for p in s.posts()[1:]) == [(1, 5), (1, 6)]
+    assert all("logprobs" not in p for p in s.posts()[1:])
+
+
 def test_stop_string_restored_from_stop_reason(fake):
     s = fake(scripted((200, chat_response(["x = 1"], stop_reason="</code>"), {})))
     b = OpenAIBackend(None, gen_cfg([s.url], model="m"))
@@ -429,7 +454,9 @@ def test_real_generate_n2_counts_and_finish(chat_backend):
         Request("q1", ({"role": "user", "content": "Name a colour."},), Sampling(0.8, 0.95, 24, 2, 11)),
         Request("q2", ({"role": "user", "content": "Write a long essay about rivers."},), Sampling(0.8, 0.95, 6, 2, 12)),
     ]
+    sent = b.stats.extra["http_requests"]
     out = b.generate(reqs)
+    assert b.stats.extra["http_requests"] - sent == 2  # n=2 in one request each
     assert [[c.sample_idx for c in cs] for cs in out] == [[0, 1], [0, 1]]
     for r, cs in zip(reqs, out):
         for c in cs:

@@ -31,13 +31,21 @@ Semantics kept identical to the transformers backend:
   `matched_stop` or, for llama.cpp, `__verbose.stopping_word` (requested with
   `verbose: true`). A server that says none of these (hosted APIs) returns
   the text without the stop string.
+* sampling is temperature + top-p only, as in the transformers backend.
+  llama.cpp applies top-k 40 and min-p 0.05 unless told otherwise, so it is
+  sent `top_k: 0, min_p: 0`.
 * `n` samples per request. Servers that return fewer choices than `n` (some
-  ignore `n`) get `n` separate requests with seeds `seed + i` instead, as does
-  llama.cpp, whose `usage` covers only the first of several choices.
-  llama.cpp itself seeds its i-th extra choice with `seed + i`, so both give
-  the same samples.
-* `n_tokens` is the server's `usage.completion_tokens`; see `_split_usage`
-  for n > 1 in one response, where usage is not per choice.
+  ignore `n`) get `n` separate requests with seeds `seed + i` instead.
+  llama.cpp seeds its i-th choice with `seed + i` itself, so both give the
+  same samples. Its `usage` covers only the first choice, and only the first
+  choice says which stop string ended it, so judgeloop asks llama.cpp for
+  the sampled token's log-probability (`logprobs: 1`) and counts each
+  choice's tokens from that list; requests with stop strings and n > 1 go
+  to llama.cpp as n separate requests.
+* `n_tokens` is the number of generated tokens: the server's
+  `usage.completion_tokens` for one choice, the per-choice log-probability
+  list where the server gives one, and otherwise the estimate of
+  `_split_usage` (usage is per response, not per choice).
 """
 
 from __future__ import annotations
@@ -175,19 +183,22 @@ class OpenAIBackend(Backend):
     async def _generate_one_unnamed(self, client, sem, r: Request, bar) -> list[Completion]:
         s = r.sampling
         path = self._path()
-        if s.n == 1 or (not self._split_n and self.server_kind != "llamacpp"):
+        # llama.cpp reports the matched stop string for its first choice only
+        llama_split = self.server_kind == "llamacpp" and bool(s.stop)
+        if s.n == 1 or not (self._split_n or llama_split):
             data = await self._post(client, sem, path, self._gen_body(r, s.n, s.seed), check=_check_generation)
             choices = _choices(data)
             if "timings" in data and self.server_kind != "llamacpp":  # only llama.cpp adds timings
                 self.server_kind = "llamacpp"
-            if len(choices) >= s.n and (s.n == 1 or self.server_kind != "llamacpp"):
+            exact = s.n == 1 or self.server_kind != "llamacpp" or all(_logprob_count(c) is not None for c in choices)
+            if len(choices) >= s.n and exact and not (s.n > 1 and self.server_kind == "llamacpp" and s.stop):
                 comps = self._to_completions(r, data, choices[: s.n], first_idx=0)
                 bar.update(s.n)
                 return comps
             if s.n == 1:
                 raise RuntimeError(f"{path}: the server returned no choices for request {r.request_id}")
             if self.server_kind == "llamacpp":
-                pass  # its usage covers only the first choice: per-sample requests below
+                pass  # no per-choice token counts or stop strings: per-sample requests below
             elif not self._split_n:
                 log.info(
                     "openai backend: the server returned %d choice(s) for n=%d; "
@@ -220,6 +231,10 @@ class OpenAIBackend(Backend):
             "n": n,
             "seed": seed & _SEED_MASK,
         }
+        if self.server_kind == "llamacpp":
+            body.update(top_k=0, min_p=0.0)  # its defaults (40, 0.05) would truncate the distribution
+            if n > 1:  # per-choice token counts come from the sampled tokens' log-probabilities
+                body.update(logprobs=True, top_logprobs=1) if self.mode == "chat" else body.update(logprobs=1)
         if s.stop:
             body["stop"] = list(s.stop)
             if self.server_kind == "llamacpp":
@@ -252,7 +267,11 @@ class OpenAIBackend(Backend):
             raise RuntimeError(f"the server returned no usage.completion_tokens for request {r.request_id}")
         n_prompt = int(usage.get("prompt_tokens") or 0)
         finishes = ["length" if c.get("finish_reason") == "length" else "stop" for c in choices]
-        counts = _split_usage(int(usage["completion_tokens"]), finishes, s.max_tokens)
+        exact = [_logprob_count(c) for c in choices] if len(choices) > 1 else [None]
+        if all(k is not None for k in exact):
+            counts = [int(k) for k in exact]  # type: ignore[arg-type]
+        else:
+            counts = _split_usage(int(usage["completion_tokens"]), finishes, s.max_tokens)
         out = []
         for j, (c, finish, n_tok) in enumerate(zip(choices, finishes, counts)):
             text = _choice_text(c)
@@ -517,6 +536,18 @@ def _matched_stop(c: dict[str, Any], data: dict[str, Any], stops: tuple[str, ...
         if isinstance(v, str) and v in stops:
             return v
     return None
+
+
+def _logprob_count(c: dict[str, Any]) -> int | None:
+    """Generated tokens of one choice, from its per-token log-probability list (None: no list)."""
+    lp = c.get("logprobs")
+    if not isinstance(lp, dict):
+        return None
+    content = lp.get("content")  # chat format, and llama.cpp's /completions
+    if isinstance(content, list):
+        return len(content)
+    tokens = lp.get("tokens")  # legacy completions format
+    return len(tokens) if isinstance(tokens, list) else None
 
 
 def _split_usage(total: int, finishes: list[str], max_tokens: int) -> list[int]:
