@@ -4,7 +4,8 @@
     python -m benchmarks.pipeline_bench --determinism     # a second cold run, Parquet compared byte for byte
 
 Copies the project's tracked files (git ls-files, so no outputs, no DVC cache,
-no generation cache) into a scratch directory, runs `dvc repro` there with the
+no generation cache) into a scratch directory, runs `dvc repro` there (its
+stages import that copy's src/, not the installed judgeloop) with the
 project's own params.yaml, and reads the per-stage wall time and peak RSS each
 stage appends to $JUDGELOOP_STAGE_LOG (see judgeloop.pipeline.run_stage).
 Then times `dvc repro` and `dvc status` on the up-to-date pipeline.
@@ -48,9 +49,12 @@ def scratch_copy(dest: Path) -> Path:
     return dest
 
 
-def _env(stage_log: Path | None = None) -> dict[str, str]:
+def _env(work: Path, stage_log: Path | None = None) -> dict[str, str]:
+    # PYTHONPATH: the stages import the scratch copy's judgeloop, not the (editable) installed one,
+    # so edits to the project during a run cannot leak into it
     env = os.environ | {"DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false",
-                        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+                        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                        "PYTHONPATH": str(work / "src")}
     if stage_log is not None:
         env["JUDGELOOP_STAGE_LOG"] = str(stage_log)
     return env
@@ -71,16 +75,16 @@ def dvc(args: list[str], cwd: Path, env: dict[str, str], log: Path | None = None
 def cold_run(work: Path) -> dict[str, Any]:
     stage_log = work / "stage_times.jsonl"
     if not (work / ".dvc").exists():  # the project's .dvc/config is tracked, so normally it is there
-        subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=work, check=True, env=_env())
+        subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=work, check=True, env=_env(work))
     print(f"dvc repro in {work} (from scratch; this is the whole default pipeline)", flush=True)
-    wall = dvc(["repro"], work, _env(stage_log), work / "repro.log")
+    wall = dvc(["repro"], work, _env(work, stage_log), work / "repro.log")
     stages = [json.loads(line) for line in stage_log.read_text().splitlines()]
     return {"wall_s": round(wall, 1), "stages": stages}
 
 
 def noop_times(work: Path, repeat: int) -> dict[str, Any]:
-    repro = [dvc(["repro"], work, _env()) for _ in range(repeat)]
-    status = [dvc(["status"], work, _env()) for _ in range(repeat)]
+    repro = [dvc(["repro"], work, _env(work)) for _ in range(repeat)]
+    status = [dvc(["status"], work, _env(work)) for _ in range(repeat)]
     return {"repro_s": [round(t, 2) for t in repro], "status_s": [round(t, 2) for t in status]}
 
 
@@ -142,10 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="judgeloop-pipeline-bench-", dir=args.workdir))
     try:
         first = scratch_copy(tmp / "a")
+        second = scratch_copy(tmp / "b") if args.determinism else None  # copied now: the same code for both
+        report["commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         report["cold"] = cold_run(first)
         report["noop"] = noop_times(first, args.repeat)
-        if args.determinism:
-            second = scratch_copy(tmp / "b")
+        if second is not None:
             report["cold_second"] = cold_run(second)
             report["determinism"] = compare_parquet(first, second)
     finally:
