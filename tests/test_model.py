@@ -119,24 +119,40 @@ def test_majority_vote_and_rewardbench_scoring_on_real_model(backend, tmp_path):
     assert set(rb["sections"]) >= {"Chat", "Reasoning"} and 0 <= rb["overall"] <= 1
 
 
-def test_shared_prefill_gives_the_plain_generate_tokens(seed_model):
-    """n samples from one prefill per prompt = generate(num_return_sequences=n), token for token."""
+@pytest.mark.parametrize(
+    "case, n",
+    [("chat", 3), ("x' prompts", 1), ("x' prompts", 2), ("x' prompts greedy", 1)],
+)
+def test_shared_prefill_gives_the_plain_generate_tokens(seed_model, case, n):
+    """One prefill per prompt (n samples) and per shared prefix (x' demos) = plain generate, token for token."""
     import torch
 
-    from judgeloop.backends.transformers_backend import TransformersBackend
+    from judgeloop.backends.transformers_backend import SHARED_PREFIX_MIN, TransformersBackend, _common_prefix_all
+    from judgeloop.templates import modify_messages
 
     b = TransformersBackend(seed_model, GenerationConfig(batch_size=8, cache_dir=None))
-    texts = [b.render(({"role": "user", "content": c},)) for c in ("Name a colour.", "Explain in one sentence why the sky is blue.")]
-    enc = b._encode(texts)  # different lengths: left padding
-    assert int(enc["attention_mask"].sum()) < enc["attention_mask"].numel()
-    kw = dict(max_new_tokens=12, num_return_sequences=3, do_sample=True, temperature=0.7, top_p=0.9, top_k=0,
-              pad_token_id=b.tok.pad_token_id, eos_token_id=b.eos_ids)
+    if case == "chat":  # different lengths, a short common prefix (the chat template's): not shared
+        texts = [b.render(({"role": "user", "content": c},)) for c in ("Name a colour.", "Explain in one sentence why the sky is blue.")]
+    else:  # the pairs stage's x' prompts: ~300 tokens of few-shot demos in common
+        texts = [b.render(modify_messages(x, None)) for x in ("Name a colour.", "Explain why the sky is blue.",
+                                                              "Write a haiku about autumn leaves on a quiet pond.")]
+    enc = b._encode(texts)
+    assert int(enc["attention_mask"].sum()) < enc["attention_mask"].numel()  # left padding
+    rows = [r[m.bool()].tolist() for r, m in zip(enc["input_ids"], enc["attention_mask"])]
+    assert (_common_prefix_all(rows) >= SHARED_PREFIX_MIN) == (case != "chat")
+    kw = dict(max_new_tokens=12, num_return_sequences=n, pad_token_id=b.tok.pad_token_id, eos_token_id=b.eos_ids)
+    if "greedy" in case:
+        kw.update(do_sample=False)
+    else:
+        kw.update(do_sample=True, temperature=0.7, top_p=0.9, top_k=0)
     with torch.inference_mode():
         torch.manual_seed(7)
         plain = b.model.generate(**enc, **kw)
         torch.manual_seed(7)
         shared = b._generate_shared_prefill(enc, kw)
-    assert plain.shape == shared.shape and torch.equal(plain, shared)
+    # the prompt part is laid out differently ([prefix][padding][rest]); the generated tokens are the same
+    width = enc["input_ids"].shape[1]
+    assert plain.shape == shared.shape and torch.equal(plain[:, width:], shared[:, width:])
 
 
 def test_forced_choice_with_shared_prompts_equals_plain_forward(seed_model):

@@ -141,7 +141,7 @@ class TransformersBackend(Backend):
         if s.stop:
             kwargs.update(stop_strings=list(s.stop), tokenizer=self.tok)
         with torch.inference_mode():
-            gen = self._generate_shared_prefill(enc, kwargs) if s.n > 1 else self.model.generate(**enc, **kwargs)
+            gen = self._generate_shared_prefill(enc, kwargs)
         new = gen[:, enc["input_ids"].shape[1] :].tolist()
         results: list[list[Completion]] = []
         for i, r in enumerate(batch):
@@ -155,14 +155,25 @@ class TransformersBackend(Backend):
         return results
 
     def _generate_shared_prefill(self, enc: Any, kwargs: dict[str, Any]) -> Any:
-        """`n` samples per prompt from one prefill of each prompt.
+        """Generate with each prompt token computed once: shared prefixes and n samples share the prefill.
 
         `generate(num_return_sequences=n)` copies every prompt n times before
         the prefill, so a judge stage (n=4) processed each ~450-token prompt
-        four times. Here all but the last prompt token go through the model
-        once, the KV cache is copied n times, and `generate` continues from
-        it: the same tokens as the plain call for the same seed (checked in
-        tests/test_model.py), with a quarter of the prompt work at n=4.
+        four times; and the prompts of one batch often open with the same
+        tokens (the judge instructions, the few-shot demos of the x' prompt,
+        ~70% of its characters). Here:
+
+        1. the batch's common token prefix (when >= SHARED_PREFIX_MIN tokens)
+           goes through the model once and its KV cache is copied to every row;
+        2. each row's remaining prompt tokens but the last are computed once
+           per row, laid out as [shared prefix][left padding][rest], with
+           position ids that skip the padding;
+        3. the cache is copied n times and `generate` continues from it,
+           computing only the last prompt token of each sequence.
+
+        Without a shared prefix this is the plain call's computation split in
+        two, and gives its tokens for the same seed (tests/test_model.py);
+        with one, the logits agree with the plain call's to float rounding.
         """
         import torch
         from transformers import DynamicCache
@@ -171,15 +182,31 @@ class TransformersBackend(Backend):
         ids, mask = enc["input_ids"], enc["attention_mask"]
         if ids.shape[1] < 2:
             return self.model.generate(**enc, **kwargs)
+        rows = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+        shared = _common_prefix_all(rows)
+        shared = min(shared, min(len(r) for r in rows) - 1)  # every row keeps >= 1 token for generate
+        if shared < SHARED_PREFIX_MIN or len(rows) == 1:
+            shared = 0
+        if shared == 0 and n == 1:
+            return self.model.generate(**enc, **kwargs)
         cache = DynamicCache(config=self.model.config)
-        # positions as generate computes them under left padding
+        if shared:
+            prefix = torch.tensor([rows[0][:shared]], device=self.device)
+            self.model(input_ids=prefix, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(len(rows))
+            rest, rest_mask = _left_pad([r[shared:] for r in rows], self.tok.pad_token_id, self.device)
+            ids = torch.cat([prefix.expand(len(rows), -1), rest], dim=1)
+            mask = torch.cat([torch.ones_like(prefix).expand(len(rows), -1), rest_mask], dim=1)
+        # positions as generate computes them: padding skipped
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-                   past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache.batch_repeat_interleave(n)
-        rest = {k: v for k, v in kwargs.items() if k != "num_return_sequences"}
+        if ids.shape[1] - 1 > shared:
+            self.model(input_ids=ids[:, shared:-1], attention_mask=mask[:, :-1], position_ids=positions[:, shared:-1],
+                       past_key_values=cache, use_cache=True, logits_to_keep=1)
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        rest_kw = {k: v for k, v in kwargs.items() if k != "num_return_sequences"}
         return self.model.generate(input_ids=ids.repeat_interleave(n, dim=0), attention_mask=mask.repeat_interleave(n, dim=0),
-                                   past_key_values=cache, **rest)
+                                   past_key_values=cache, **rest_kw)
 
     def _completion(self, r: Request, j: int, ids: list[int], n_prompt: int, s: Sampling) -> Completion:
         # tokens after the first eos are padding from batch-mates still generating
@@ -256,6 +283,16 @@ class TransformersBackend(Backend):
                 out[i] = {c: lp for c, lp in zip(choices, row)}
             self.stats.tokens_in += int(pre_mask.sum()) + int(suf_mask.sum())
         return [o for o in out if o is not None]
+
+
+SHARED_PREFIX_MIN = 32  # tokens; below this a separate prefix pass is not worth its overhead
+
+
+def _common_prefix_all(rows: list[list[int]]) -> int:
+    n = min(len(r) for r in rows)
+    for r in rows[1:]:
+        n = _common_prefix(rows[0][:n], r)
+    return n
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
