@@ -249,10 +249,30 @@ class _Slab:
 
     def __init__(self, rows: _Rows, positions: np.ndarray):
         self.keys = np.unique(positions)
-        self.table = rows.fetch(self.keys)
+        # one chunk per column: a take from a many-chunked column would concatenate the whole slab every time
+        self.table = rows.fetch(self.keys).combine_chunks()
+
+    def index(self, positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.keys, positions)
 
     def column(self, name: str, positions: np.ndarray) -> pa.Array:
-        return _arr(self.table.column(name).take(pa.array(np.searchsorted(self.keys, positions))))
+        return self.take(name, self.index(positions))
+
+    def take(self, name: str, idx: np.ndarray) -> pa.Array:
+        """Rows `idx` of a column: a zero-copy slice when they are a run of consecutive rows."""
+        col = _arr(self.table.column(name))
+        if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and (len(idx) == 1 or bool(np.all(np.diff(idx) == 1))):
+            return col.slice(int(idx[0]), len(idx))
+        return col.take(pa.array(idx, pa.int64()))
+
+    def responses(self) -> pa.Array:
+        """[response_w; response_l] of the slab as one array (pairs slabs only), built once."""
+        if getattr(self, "_both", None) is None:
+            w, l_ = _arr(self.table.column("response_w")), _arr(self.table.column("response_l"))
+            if w.nbytes + l_.nbytes >= 1 << 31:  # past 32-bit string offsets
+                w, l_ = w.cast(pa.large_string()), l_.cast(pa.large_string())
+            self._both = pa.concat_arrays([w, l_])
+        return self._both
 
 
 class _Pairs:
@@ -273,10 +293,14 @@ class _Pairs:
 
     @staticmethod
     def prompts(slab: _Slab, rows: np.ndarray, order: pa.Array) -> pa.Array:
-        w, l_ = slab.column("response_w", rows), slab.column("response_l", rows)
-        wl = pc.fill_null(pc.equal(order, "wl"), False)
-        fields = {"instruction": slab.column("instruction", rows),
-                  "response_a": pc.if_else(wl, w, l_), "response_b": pc.if_else(wl, l_, w)}
+        idx = slab.index(rows)
+        wl = pc.fill_null(pc.equal(order, "wl"), False).to_numpy(zero_copy_only=False)
+        # response_a/_b taken straight from [response_w; response_l] (one copy each, no if_else copies)
+        both = slab.responses()
+        n = slab.table.num_rows
+        fields = {"instruction": slab.take("instruction", idx),
+                  "response_a": both.take(pa.array(np.where(wl, idx, idx + n), pa.int64())).cast(pa.string()),
+                  "response_b": both.take(pa.array(np.where(wl, idx + n, idx), pa.int64())).cast(pa.string())}
         args = [fields[p] if i % 2 else pa.scalar(p) for i, p in enumerate(_PARTS)]
         return _arr(pc.binary_join_element_wise(*args, ""))
 
