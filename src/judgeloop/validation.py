@@ -438,15 +438,20 @@ def _run_batch(ctx, kind: str, batch: str, source, ab_tolerance: float | None,
     text_flags = TEXT_FLAGS.get(batch, [])
     flags: dict[str, list[np.ndarray]] = {f: [] for f in text_flags}
 
-    part = _Part(ctx, f"{batch}.text", text) if text else None
+    # one GX run per long column and chunk, on [key, column]: GX filters the rows of the frame it
+    # is given per column-map metric, so a frame holding every long column was copied whole by each
+    by_column: dict[str, dict[int, _Check]] = {}
+    for i, c in text.items():
+        by_column.setdefault(_column(c), {})[i] = c
+    parts = {col: _Part(ctx, f"{batch}.text.{col}", checks) for col, checks in by_column.items()}
     for chunk in source.chunks(list(dict.fromkeys([key, *long_cols, *FLAG_INPUTS.get(batch, []), *filter_cols]))):
         chunk = _ok_rows(batch, chunk)
         if text_flags:
             computed = _flags(batch, chunk)
             for f in text_flags:
                 flags[f].append(computed[f].to_numpy(dtype=bool))
-        if part:
-            part.run(batch, key, chunk[[c for c in [key, *long_cols] if c in chunk.columns]], out)
+        for col, part in parts.items():
+            part.run(batch, key, chunk[[c for c in dict.fromkeys([key, col]) if c in chunk.columns]], out)
         del chunk
 
     frame = _ok_rows(batch, source.read(narrow_cols))
