@@ -1,23 +1,31 @@
 """Benchmark: judgeloop's SQL audit and diff against plain pandas on synthetic judgments.
 
-    python -m benchmarks.audit_bench --rows 1000000
+    python -m benchmarks.audit_bench --rows 10000000
 
 Generates N judgment rows (several iterations judging the same pairs in both
 orders with S samples; judgment texts of ~300-1500 characters; pairs with
 categories; an SFT subset; curation.json funnels) as Parquet in a temporary
-project, then times, in the same run:
+project, then times, in the same run, every canned report and a diff of two
+iterations' judgments three ways:
 
-- every canned report through judgeloop (open_audit + run_report + fetch),
-- the same report written the straightforward pandas way (pd.read_parquet of
-  the needed columns + groupby/merge),
-- a diff of two iterations' judgments (judgeloop.diff vs a pandas outer merge),
+- judgeloop: open_audit + run_report + fetch (diff: judgeloop.diff),
+- pandas, whole files: what one writes without judgeloop. Each report
+  reads the files it needs whole (`pd.concat(pd.read_parquet(f) for f in
+  glob(...))`, every column), then selects, merges and groups; the diff
+  reads both files whole and outer-merges them.
+- pandas, projecting: the optimised pandas. Each report reads only the
+  columns it needs (pyarrow column projection; the text of parse_failures'
+  example rows through a row filter); the diff hashes the text columns one
+  at a time as it reads them, as judgeloop does.
 
-checks that both give the same numbers, prints a table and writes JSON to
-benchmarks/results/audit_bench.json. The pandas side reads text only where a
-report needs it; its diff reads both files whole and merges them when that
-fits in half the available RAM, and otherwise (10M rows: ~20 GB) hashes the
-text columns as it reads them, as judgeloop does; the table says which. Run
-it with `nice` on a shared machine.
+Every measurement runs in its own fresh process (spawned, so nothing is
+inherited) whose resident memory the parent polls every 20 ms: past
+--mem-cap-gb (default 10) it is killed and reported as out of memory, with
+how long it had run, instead of taking the machine down. Both pandas
+variants are checked to give the same numbers as judgeloop. Prints a table
+with the ratios (pandas time / judgeloop time) and each side's peak memory,
+and writes JSON to benchmarks/results/audit_bench.json. Run it with `nice`
+on a shared machine.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import multiprocessing as mp
 import os
 import platform
 import random
@@ -32,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
@@ -181,14 +191,25 @@ def generate(root: Path, rows: int, iterations: int, samples: int, row_group_siz
 
 
 class PandasReports:
-    """The canned reports written the straightforward pandas way: read, merge, groupby."""
+    """The canned reports in pandas, optimised: each reads only the columns it needs, then merges and groups.
+
+    The report methods are shared with PandasWholeFiles; only the reading differs.
+    """
+
+    label = "projecting"
 
     def __init__(self, root: Path):
-        self.root = root
+        self.root = Path(root)
+
+    def files(self, kind: str) -> list[str]:
+        return sorted(glob.glob(str(self.root / "data" / "*" / f"{kind}.parquet")))
+
+    def read_pairs(self, columns: list[str]) -> pd.DataFrame:
+        return pd.read_parquet(self.root / "data" / "pairs.parquet", columns=columns)
 
     def read(self, kind: str, columns: list[str]) -> pd.DataFrame:
         frames = []
-        for f in sorted(glob.glob(str(self.root / "data" / "*" / f"{kind}.parquet"))):
+        for f in self.files(kind):
             df = pd.read_parquet(f, columns=[c for c in columns if c != "iteration"])
             df["iteration"] = Path(f).parent.name
             frames.append(df)
@@ -196,7 +217,7 @@ class PandasReports:
 
     def read_where(self, kind: str, columns: list[str], condition: tuple) -> pd.DataFrame:
         frames = []
-        for f in sorted(glob.glob(str(self.root / "data" / "*" / f"{kind}.parquet"))):
+        for f in self.files(kind):
             df = pd.read_parquet(f, columns=columns, filters=[condition])
             df["iteration"] = Path(f).parent.name
             frames.append(df)
@@ -231,7 +252,7 @@ class PandasReports:
     def keep_rate_by_category(self) -> pd.DataFrame:
         j = self.read("judgments", ["pair_id"]).drop_duplicates()
         s = self.read("sft", ["pair_id"]).drop_duplicates().assign(kept=True)
-        pairs = pd.read_parquet(self.root / "data" / "pairs.parquet", columns=["pair_id", "category"]).drop_duplicates("pair_id")
+        pairs = self.read_pairs(["pair_id", "category"]).drop_duplicates("pair_id")
         m = j.merge(s, on=["iteration", "pair_id"], how="left").merge(pairs, on="pair_id", how="left")
         m["kept"] = m["kept"].fillna(False).astype(bool)
         m["category"] = m["category"].fillna("(none)")
@@ -354,26 +375,15 @@ class PandasReports:
             df[c] = h
         return df
 
-    def diff_variant(self, a: str, b: str) -> str:
-        """'merge' (read both files whole, outer merge) when that fits in half the
-        available RAM, else 'hashed' (text columns hashed as they are read)."""
-        import pyarrow.parquet as pq
-
-        raw = 0
-        for it in (a, b):
-            md = pq.ParquetFile(self.root / "data" / it / "judgments.parquet").metadata
-            raw += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-        need = 3 * raw  # both tables, plus the merge's copy of every column
-        return "merge" if need < 0.5 * _available_ram() else "hashed"
-
-    def diff(self, a: str, b: str, variant: str = "merge") -> dict[str, int]:
+    def diff_frames(self, a: str, b: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        keys = DIFF_KEYS["judgments"]
         fa = self.root / "data" / a / "judgments.parquet"
         fb = self.root / "data" / b / "judgments.parquet"
+        return self._read_hashed(fa, keys), self._read_hashed(fb, keys)
+
+    def diff(self, a: str, b: str) -> dict[str, int]:
         keys = DIFF_KEYS["judgments"]
-        if variant == "hashed":
-            da, db = self._read_hashed(fa, keys), self._read_hashed(fb, keys)
-        else:
-            da, db = pd.read_parquet(fa), pd.read_parquet(fb)
+        da, db = self.diff_frames(a, b)
         ignore = set(iteration_ignores("judgments", list(da.columns), keys))
         cols = [c for c in da.columns if c in db.columns and c not in keys and c not in ignore]
         m = da.merge(db, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
@@ -384,6 +394,52 @@ class PandasReports:
             same = (x == y).fillna(False).to_numpy(dtype=bool) | (x.isna() & y.isna()).to_numpy()
             changed |= ~same
         return {"added": int((m["_merge"] == "right_only").sum()), "removed": int((m["_merge"] == "left_only").sum()), "changed": int(changed.sum())}
+
+
+class PandasWholeFiles(PandasReports):
+    """The same reports as one writes them without judgeloop: read the files whole, then select columns.
+
+    `pd.concat(pd.read_parquet(f) for f in glob)` per report, every column
+    (judgment text included); the diff reads both files whole and merges.
+    """
+
+    label = "whole files"
+
+    def __init__(self, root: Path):
+        super().__init__(root)
+        self._last: tuple[str, pd.DataFrame] | None = None
+
+    def _whole(self, kind: str) -> pd.DataFrame:
+        frames = []
+        for f in self.files(kind):
+            df = pd.read_parquet(f)
+            if "iteration" not in df.columns:
+                df["iteration"] = Path(f).parent.name
+            frames.append(df)
+        df = pd.concat(frames, ignore_index=True)
+        self._last = (kind, df)  # kept for a read_where in the same report (parse_failures)
+        return df
+
+    def read_pairs(self, columns: list[str]) -> pd.DataFrame:
+        return pd.read_parquet(self.root / "data" / "pairs.parquet")[columns]
+
+    def read(self, kind: str, columns: list[str]) -> pd.DataFrame:
+        return self._whole(kind)[list(dict.fromkeys([*columns, "iteration"]))]
+
+    def read_where(self, kind: str, columns: list[str], condition: tuple) -> pd.DataFrame:
+        col, op, values = condition
+        assert op == "in"
+        # what one writes: filter the frame already loaded for this report, no second read
+        df = self._last[1] if self._last is not None and self._last[0] == kind else self._whole(kind)
+        self._last = None
+        return df[df[col].isin(values)][list(dict.fromkeys([*columns, "iteration"]))]
+
+    def diff_frames(self, a: str, b: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return (pd.read_parquet(self.root / "data" / a / "judgments.parquet"),
+                pd.read_parquet(self.root / "data" / b / "judgments.parquet"))
+
+
+PANDAS_VARIANTS: dict[str, type[PandasReports]] = {"whole": PandasWholeFiles, "projecting": PandasReports}
 
 
 def _available_ram() -> int:
@@ -435,17 +491,137 @@ def same_numbers(ours: pd.DataFrame, theirs: pd.DataFrame, keys: list[str], valu
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     best, out = float("inf"), None
     for _ in range(repeat):
+        out = None  # drop the previous result before the next run
         t0 = time.perf_counter()
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
 
 
+# The measured sides, in the order they run; the pandas ones are PANDAS_VARIANTS' keys.
+SIDES = ("judgeloop", "projecting", "whole")
+SIDE_LABELS = {"judgeloop": "judgeloop", "projecting": "pandas, projecting", "whole": "pandas, whole files"}
+DIFF = "diff"
+
+
+def _work(side: str, root: str, name: str, a: str, b: str) -> Any:
+    """One report (or the diff) by one side; the result, for comparing the numbers."""
+    if side == "judgeloop":
+        if name == DIFF:
+            res = diff_iterations(root, "judgments", a, b, sample=5)
+            return {"added": res.added, "removed": res.removed, "changed": res.changed}
+        con = audit.open_audit(root)
+        try:
+            return audit.run_report(con, name).to_arrow_table().to_pandas()
+        finally:
+            con.close()
+    reports = PANDAS_VARIANTS[side](Path(root))
+    return reports.diff(a, b) if name == DIFF else getattr(reports, name)()
+
+
+def _child(conn, side: str, root: str, name: str, a: str, b: str, repeat: int) -> None:
+    """Runs in a fresh process: say when the timed part starts, then send (seconds, result, peak RSS)."""
+    try:
+        conn.send(("start", None))
+        secs, out = timed(lambda: _work(side, root, name, a, b), repeat)
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec from the parent
+        conn.send(("ok", (secs, out, _proc_status(os.getpid(), "VmHWM"))))
+    except MemoryError:  # includes pyarrow's ArrowMemoryError
+        conn.send(("oom", traceback.format_exc(limit=3)))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which prints it
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _proc_status(pid: int, field: str) -> int:
+    """A memory field of /proc/PID/status (VmRSS, VmHWM) in bytes; 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure(side: str, root: Path, name: str, a: str, b: str, repeat: int, cap: int, floor: int) -> dict[str, Any]:
+    """Run one measurement in a spawned process under a memory cap.
+
+    The parent polls the child's RSS every 20 ms and kills it above `cap`
+    bytes, or when the machine's available memory falls below `floor` (other
+    jobs share it). Returns status ok / oom / low_memory / error, seconds (the
+    timed part; for a killed run, how long it had run), peak_gb, result.
+    """
+    import importlib
+
+    target = importlib.import_module("benchmarks.audit_bench")._child  # importable by name in the child
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(send, side, str(root), name, a, b, repeat), daemon=True)
+    proc.start()
+    send.close()
+    started, peak = None, 0
+    out: dict[str, Any] = {"status": "error", "seconds": None, "peak_gb": None, "result": None, "detail": None}
+    try:
+        while True:
+            if recv.poll(0.02):
+                try:
+                    kind, payload = recv.recv()
+                except EOFError:
+                    out["detail"] = f"the process died (exit code {proc.exitcode})"
+                    break
+                if kind == "start":
+                    started = time.perf_counter()
+                    continue
+                if kind == "ok":
+                    secs, res, child_peak = payload
+                    out.update(status="ok", seconds=secs, result=res)
+                    peak = max(peak, child_peak)
+                else:
+                    out.update(status=kind, detail=payload)
+                    if started is not None:
+                        out["seconds"] = time.perf_counter() - started
+                break
+            rss = _proc_status(proc.pid, "VmRSS")
+            peak = max(peak, rss)
+            low = _available_ram() < floor
+            if rss > cap or low:
+                proc.kill()
+                out.update(status="low_memory" if low and rss <= cap else "oom",
+                           seconds=None if started is None else time.perf_counter() - started,
+                           detail=f"killed at {rss / 2**30:.1f} GB RSS" + (
+                               f", {_available_ram() / 2**30:.1f} GB available on the machine" if low else ""))
+                break
+            if not proc.is_alive() and not recv.poll():
+                out["detail"] = f"the process died (exit code {proc.exitcode})"
+                break
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        recv.close()
+    out["peak_gb"] = round(peak / 2**30, 2)
+    return out
+
+
+def _cell(m: dict[str, Any]) -> str:
+    if m["status"] == "ok":
+        return f"{m['seconds']:.2f} s, {m['peak_gb']:.1f} GB"
+    if m["status"] in ("oom", "low_memory"):
+        what = "out of memory" if m["status"] == "oom" else "stopped, machine low on memory"
+        after = "" if m["seconds"] is None else f" after {m['seconds']:.1f} s"
+        return f"{what} at {m['peak_gb']:.1f} GB{after}"
+    return "error"
+
+
 def run(
-    rows: int, iterations: int, samples: int, repeat: int, workdir: Path | None, keep: bool, skip_pandas: bool,
-    row_group_size: int = ROW_GROUP_SIZE,
+    rows: int, iterations: int, samples: int, repeat: int, workdir: Path | None, keep: bool, sides: tuple[str, ...],
+    row_group_size: int = ROW_GROUP_SIZE, mem_cap_gb: float = 10.0, min_available_gb: float = 1.5,
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="judgeloop-bench-", dir=workdir))
+    cap, floor = int(mem_cap_gb * 2**30), int(min_available_gb * 2**30)
     try:
         t0 = time.perf_counter()
         info = generate(tmp, rows, iterations, samples, row_group_size)
@@ -455,43 +631,39 @@ def run(
               f"{iterations} iterations), {size / 1e6:.0f} MB of Parquet (row groups of {row_group_size:,} rows) "
               f"in {gen_s:.1f} s under {tmp}", flush=True)
 
-        pandas_side = PandasReports(tmp)
-        results = []
-        for name in audit.REPORTS:
-
-            def ours(name=name) -> pd.DataFrame:
-                con = audit.open_audit(tmp)
-                try:
-                    return audit.run_report(con, name).to_arrow_table().to_pandas()
-                finally:
-                    con.close()
-
-            j_s, j_df = timed(ours, repeat)
-            p_s, p_df, match = None, None, None
-            if not skip_pandas:
-                p_s, p_df = timed(getattr(pandas_side, name), repeat)
-                keys, values = CHECKS[name]
-                match = same_numbers(j_df, p_df, keys, values)
-            results.append({"report": name, "judgeloop_s": j_s, "pandas_s": p_s, "match": match, "rows_out": len(j_df)})
-            print(f"  {name}: judgeloop {j_s:.2f} s" + (f", pandas {p_s:.2f} s, same numbers: {match}" if p_s is not None else ""), flush=True)
-
         a, b = "it1", "it2" if iterations > 1 else "it1"
-        j_s, res = timed(lambda: diff_iterations(tmp, "judgments", a, b, sample=5), repeat)
-        ours_counts = {"added": res.added, "removed": res.removed, "changed": res.changed}
-        p_s, match, variant = None, None, None
-        if not skip_pandas:
-            variant = pandas_side.diff_variant(a, b)
-            p_s, theirs = timed(lambda: pandas_side.diff(a, b, variant), repeat)
-            match = ours_counts == theirs
-        results.append({
-            "report": f"diff judgments {a} {b}", "judgeloop_s": j_s, "pandas_s": p_s, "match": match,
-            "rows_out": ours_counts, "pandas_variant": variant,
-        })
-        print(f"  diff: judgeloop {j_s:.2f} s" + (f", pandas ({variant}) {p_s:.2f} s, same counts: {match}" if p_s is not None else ""),
-              flush=True)
+        results = []
+        for name in [*audit.REPORTS, DIFF]:
+            label = name if name != DIFF else f"diff judgments {a} {b}"
+            row: dict[str, Any] = {"report": label}
+            for side in sides:
+                m = measure(side, tmp, name, a, b, repeat, cap, floor)
+                res = m.pop("result")
+                if side == "judgeloop":
+                    ours = res
+                    m["rows_out"] = res if name == DIFF else (None if res is None else len(res))
+                elif m["status"] == "ok" and ours is not None:
+                    if name == DIFF:
+                        m["match"] = ours == res
+                    else:
+                        keys, values = CHECKS[name]
+                        m["match"] = same_numbers(ours, res, keys, values)
+                    m["ratio"] = m["seconds"] / row["judgeloop"]["seconds"]
+                elif m["status"] in ("oom", "low_memory") and m["seconds"] and ours is not None:
+                    m["ratio_at_least"] = m["seconds"] / row["judgeloop"]["seconds"]
+                row[side] = m
+                extra = ""
+                if "match" in m:
+                    extra = f", same numbers: {m['match']}, ratio {m['ratio']:.1f}x"
+                elif "ratio_at_least" in m:
+                    extra = f", ratio >= {m['ratio_at_least']:.1f}x"
+                print(f"  {label} / {SIDE_LABELS[side]}: {_cell(m)}{extra}"
+                      + (f"\n    {m['detail'].strip().splitlines()[-1]}" if m.get("detail") else ""), flush=True)
+            results.append(row)
         return {
             "rows": info["judgments"], "requested_rows": rows, "pairs": info["pairs"], "iterations": iterations, "samples": samples,
-            "row_group_size": row_group_size, "parquet_mb": round(size / 1e6, 1), "generate_s": round(gen_s, 2), "repeat": repeat, "results": results,
+            "row_group_size": row_group_size, "parquet_mb": round(size / 1e6, 1), "generate_s": round(gen_s, 2), "repeat": repeat,
+            "mem_cap_gb": mem_cap_gb, "sides": list(sides), "results": results,
         }
     finally:
         if keep:
@@ -500,21 +672,48 @@ def run(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _ratio(m: dict[str, Any] | None) -> str:
+    if not m:
+        return "-"
+    if "ratio" in m:
+        return f"{m['ratio']:.1f}x"
+    if "ratio_at_least" in m:
+        return f">={m['ratio_at_least']:.1f}x"
+    return "-"
+
+
+def _secs(m: dict[str, Any] | None) -> str:
+    if not m:
+        return "-"
+    if m["status"] == "ok":
+        return f"{m['seconds']:.2f}"
+    return {"oom": "OOM", "low_memory": "stopped"}.get(m["status"], "error")
+
+
+def _same(m: dict[str, Any] | None) -> str:
+    if not m or "match" not in m:
+        return "-"
+    return "yes" if m["match"] else "NO"
+
+
 def render(report: dict[str, Any]) -> str:
-    head = f"{'report':<26} {'judgeloop s':>11} {'pandas s':>9} {'ratio':>7}  same"
-    lines = [head, "-" * len(head)]
+    cols = [("report", 24, "<"), ("judgeloop s", 11, ">"), ("GB", 4, ">"),
+            ("proj. s", 8, ">"), ("GB", 4, ">"), ("ratio", 6, ">"), ("same", 4, ">"),
+            ("whole s", 8, ">"), ("GB", 4, ">"), ("ratio", 7, ">"), ("same", 4, ">")]
+    head = "  ".join(f"{h:{al}{w}}" for h, w, al in cols)
+    lines = [f"{report['rows']:,} judgment rows, {report['parquet_mb']:,.0f} MB of Parquet; "
+             f"load average at start {report['machine']['load_avg_at_start'][0]:.2f}", head, "-" * len(head)]
     for r in report["results"]:
-        p = r["pandas_s"]
-        ratio = f"{p / r['judgeloop_s']:.1f}x" if p is not None and r["judgeloop_s"] > 0 else "-"
-        lines.append(
-            f"{r['report']:<26} {r['judgeloop_s']:>11.2f} {('-' if p is None else f'{p:.2f}'):>9} {ratio:>7}  "
-            f"{'-' if r['match'] is None else ('yes' if r['match'] else 'NO')}"
-        )
-    lines.append("ratio = pandas time / judgeloop time (higher: judgeloop faster)")
-    variants = {r.get("pandas_variant") for r in report["results"]} - {None}
-    if variants:
-        lines.append(f"pandas diff variant: {', '.join(sorted(variants))} "
-                     "(merge: both files read whole; hashed: text hashed per column to fit in RAM)")
+        j, pp, pw = r.get("judgeloop"), r.get("projecting"), r.get("whole")
+        gb = lambda m: "-" if not m or m["peak_gb"] is None else f"{m['peak_gb']:.1f}"  # noqa: E731
+        cells = [r["report"], _secs(j), gb(j), _secs(pp), gb(pp), _ratio(pp), _same(pp), _secs(pw), gb(pw), _ratio(pw), _same(pw)]
+        lines.append("  ".join(f"{c:{al}{w}}" for c, (_, w, al) in zip(cells, cols)))
+    lines += [
+        "proj.: pandas reading only the columns each report needs (pyarrow projection; the diff hashes text per column)",
+        "whole: pandas reading the files whole, every column (pd.concat of pd.read_parquet per file; the diff merges both files)",
+        "ratio = pandas time / judgeloop time (higher: judgeloop faster); GB = the process's peak RSS;",
+        f"each cell a fresh process, killed as OOM above {report['mem_cap_gb']:g} GB (>=: it had run that long, a lower bound)",
+    ]
     return "\n".join(lines)
 
 
@@ -531,13 +730,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--workdir", type=Path, help="where to put the temporary project (default: the system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
-    ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--skip-pandas", action="store_true", help="time judgeloop only")
+    ap.add_argument("--skip-whole", action="store_true", help="skip the whole-file pandas variant")
+    ap.add_argument("--mem-cap-gb", type=float, default=10.0, help="kill a measurement whose RSS exceeds this (default 10)")
+    ap.add_argument("--min-available-gb", type=float, default=1.5,
+                    help="also stop a measurement when the machine's available memory falls below this (default 1.5)")
     ap.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "audit_bench.json")
     args = ap.parse_args(argv)
 
     load_at_start = os.getloadavg()
+    sides = ("judgeloop",) if args.skip_pandas else tuple(s for s in SIDES if not (args.skip_whole and s == "whole"))
     report = run(
-        args.rows, args.iterations, args.samples, args.repeat, args.workdir, args.keep, args.skip_pandas, args.row_group_size
+        args.rows, args.iterations, args.samples, args.repeat, args.workdir, args.keep, sides, args.row_group_size,
+        args.mem_cap_gb, args.min_available_gb,
     )
     report["machine"] = {
         "platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),

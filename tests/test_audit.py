@@ -22,6 +22,7 @@ import pyarrow as pa
 import pytest
 
 from judgeloop.audit import REPORTS, AuditError, check_read_only, describe_views, open_audit, query, run_report
+from judgeloop.diff import diff_iterations
 from judgeloop.io import write_json, write_parquet
 from judgeloop.schemas import to_table
 
@@ -526,12 +527,26 @@ def test_reports_match_an_independent_pandas_implementation(tmp_path):
     bench = pytest.importorskip("benchmarks.audit_bench", reason="run from the repository root (python -m pytest)")
     bench.generate(tmp_path, rows=3000, iterations=3, samples=3, row_group_size=500)
     c = open_audit(tmp_path)
-    theirs = bench.PandasReports(tmp_path)
-    for name, (keys, values) in bench.CHECKS.items():
-        ours = run_report(c, name).to_arrow_table().to_pandas()
-        assert len(ours) > 0, name
-        assert bench.same_numbers(ours, getattr(theirs, name)(), keys, values), name
+    for variant in bench.PANDAS_VARIANTS.values():  # projecting and whole-file reads
+        theirs = variant(tmp_path)
+        for name, (keys, values) in bench.CHECKS.items():
+            ours = run_report(c, name).to_arrow_table().to_pandas()
+            assert len(ours) > 0, name
+            assert bench.same_numbers(ours, getattr(theirs, name)(), keys, values), (variant.label, name)
     c.close()
+    d = diff_iterations(tmp_path, "judgments", "it1", "it2", sample=0)
+    for variant in bench.PANDAS_VARIANTS.values():
+        assert variant(tmp_path).diff("it1", "it2") == {"added": d.added, "removed": d.removed, "changed": d.changed}
+
+
+def test_audit_bench_measures_in_a_capped_process(tmp_path):
+    """The benchmark's runner: a result and peak memory from a child; past the cap, OOM instead of a result."""
+    bench = pytest.importorskip("benchmarks.audit_bench", reason="run from the repository root (python -m pytest)")
+    bench.generate(tmp_path, rows=600, iterations=2, samples=2, row_group_size=100)
+    ok = bench.measure("projecting", tmp_path, "funnel", "it1", "it2", repeat=1, cap=8 * 2**30, floor=0)
+    assert ok["status"] == "ok" and len(ok["result"]) == 2 and ok["peak_gb"] > 0
+    oom = bench.measure("whole", tmp_path, "position_bias", "it1", "it2", repeat=1, cap=1, floor=0)
+    assert oom["status"] == "oom" and oom["result"] is None
 
 
 def test_dpo_pairs_report_matches_dpo_curation(project):
