@@ -320,3 +320,50 @@ def test_curate_files_writes_both_sets_or_neither(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="dpo build failed"):
         curate_files(jp, pp, cfg(), "it1", tmp_path / "out" / "sft.parquet", tmp_path / "out" / "dpo.parquet")
     assert list((tmp_path / "out").iterdir()) == []  # no sft.parquet alone, no temporaries
+
+
+def test_curate_files_small_row_groups_shared_by_both_sets(tmp_path, monkeypatch):
+    """Both builders share decoded row groups (_Groups): in order, reversed, with slabs of any size."""
+    import judgeloop.curation as c
+
+    js = _mixed_judgments()
+    want = curate_sft(js, PAIRS, cfg(pairs_per_input=2), "it1"), curate_dpo(js, PAIRS, cfg(pairs_per_input=2), "it1")
+    for rows, slab in ((js, 1), (list(reversed(js)), 1), (js, c.SLAB_BYTES)):
+        jp, pp = _write_inputs(tmp_path, rows)
+        pq.write_table(pq.read_table(jp), jp, row_group_size=3)
+        monkeypatch.setattr(c, "SLAB_BYTES", slab)
+        funnels = curate_files(jp, pp, cfg(pairs_per_input=2), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet")
+        assert funnels == (want[0][1], want[1][1])
+        assert pq.read_table(tmp_path / "sft.parquet").to_pylist() == want[0][0]
+        assert pq.read_table(tmp_path / "dpo.parquet").to_pylist() == want[1][0]
+
+
+def test_shared_row_groups_bounded_and_never_deadlock(tmp_path):
+    import threading
+
+    import pyarrow as pa
+
+    from judgeloop.curation import _Groups
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": list(range(200))}), path, row_group_size=10)  # 20 row groups
+    groups = _Groups(path, ["x"], ("a", "b"))
+    seen, held = {"a": [], "b": []}, []
+    orders = {"a": list(range(20)), "b": [g for g in range(20) if g % 3] + [0, 19, 5]}  # b skips, then goes back
+
+    def consume(who):
+        try:
+            for g in orders[who]:
+                seen[who].append(groups.get(g, who).column("x").to_pylist() == list(range(10 * g, 10 * g + 10)))
+                held.append(len(groups.cache))
+        finally:
+            groups.done(who)
+
+    threads = [threading.Thread(target=consume, args=(w,)) for w in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert all(seen["a"]) and all(seen["b"]) and len(seen["a"]) == 20 and len(seen["b"]) == len(orders["b"])
+    assert max(held) <= _Groups.WINDOW + 3 and groups.cache == {}

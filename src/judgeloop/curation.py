@@ -209,12 +209,77 @@ assert judge_messages("\x01", "\x02", "\x03")[0]["content"] == JUDGE_PROMPT.form
     instruction="\x01", response_a="\x02", response_b="\x03")
 
 
+class _Groups:
+    """Row groups of one Parquet file, decoded once for several consumers (the SFT and DPO builders,
+    each on its own thread, walk the judgments and pairs files in about the same order).
+
+    A group stays cached until every consumer still running has asked for a later one; a consumer
+    more than WINDOW groups ahead of another waits for it, so at most about WINDOW + 2 groups are
+    held. (Two consumers cannot both wait: each would have to be more than WINDOW groups ahead of
+    the other.) A consumer that comes back to an evicted group (a file far from the output order)
+    reads it again. `done` releases a consumer that finished or failed.
+    """
+
+    WINDOW = 2
+
+    def __init__(self, path: str | Path, columns: list[str], consumers: tuple[str, ...]):
+        self.path, self.columns = path, columns
+        self.cond = threading.Condition()
+        self.at = {c: -1 for c in consumers}  # the row group each consumer last asked for
+        self.finished: set[str] = set()
+        self.cache: dict[int, pa.Table] = {}
+        self.loading: set[int] = set()
+        self.local = threading.local()
+
+    def _running(self) -> list[str]:
+        return [c for c in self.at if c not in self.finished]
+
+    def _evict(self) -> None:
+        running = self._running()
+        low = min((self.at[c] for c in running), default=None)
+        for g in [g for g in self.cache if low is None or g < low]:
+            del self.cache[g]
+
+    def get(self, g: int, who: str) -> pa.Table:
+        with self.cond:
+            self.at[who] = g
+            self._evict()
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: all(g <= self.at[o] + self.WINDOW for o in self._running() if o != who)
+                               and g not in self.loading)
+            if g in self.cache:
+                return self.cache[g]
+            self.loading.add(g)
+        try:
+            if getattr(self.local, "file", None) is None:
+                self.local.file = pq.ParquetFile(self.path)  # a reader per thread
+            with _names_the_file(self.path):
+                t = self.local.file.read_row_group(g, columns=self.columns)
+        finally:
+            with self.cond:
+                self.loading.discard(g)
+                self.cond.notify_all()
+        with self.cond:
+            if any(o != who for o in self._running()):
+                self.cache[g] = t
+                self._evict()
+        return t
+
+    def done(self, who: str) -> None:
+        with self.cond:
+            self.finished.add(who)
+            self._evict()
+            self.cond.notify_all()
+
+
 class _Rows:
     """Rows of a table fetched by position: from memory, or from a Parquet file reading only the
     row groups that hold them (a file written in about the output's order is read about once)."""
 
-    def __init__(self, columns: list[str], table: pa.Table | None = None, path: str | Path | None = None):
+    def __init__(self, columns: list[str], table: pa.Table | None = None, path: str | Path | None = None,
+                 consumers: tuple[str, ...] = ()):
         self.columns, self.table, self.path = columns, table, path
+        self.groups = _Groups(path, columns, consumers) if path is not None and consumers else None
         if table is None:
             f = pq.ParquetFile(path)
             md = f.metadata
@@ -227,17 +292,21 @@ class _Rows:
         else:
             self.row_bytes = table.nbytes / max(1, table.num_rows)
 
-    def fetch(self, positions: np.ndarray) -> pa.Table:
-        """The rows at `positions` (ascending, distinct), in that order."""
+    def fetch(self, positions: np.ndarray, who: str | None = None) -> pa.Table:
+        """The rows at `positions` (ascending, distinct), in that order; `who`: the consumer asking."""
         if self.table is not None:
             return self.table.select(self.columns).take(pa.array(positions, pa.int64()))
         parts = []
-        file = pq.ParquetFile(self.path)  # a reader per call: the two sets are built on two threads
+        file = None
         for g in range(len(self.starts) - 1):
             lo, hi = np.searchsorted(positions, [self.starts[g], self.starts[g + 1]])
             if hi > lo:
-                with _names_the_file(self.path):
-                    t = file.read_row_group(g, columns=self.columns)
+                if self.groups is not None and who is not None:
+                    t = self.groups.get(g, who)
+                else:
+                    file = file or pq.ParquetFile(self.path)  # a reader per call: callers may be on threads
+                    with _names_the_file(self.path):
+                        t = file.read_row_group(g, columns=self.columns)
                 parts.append(t.take(pa.array(positions[lo:hi] - self.starts[g])))
         if not parts:
             return self.schema.empty_table().select(self.columns)
@@ -247,10 +316,10 @@ class _Rows:
 class _Slab:
     """Fetched rows, looked up by the positions they were fetched for."""
 
-    def __init__(self, rows: _Rows, positions: np.ndarray):
+    def __init__(self, rows: _Rows, positions: np.ndarray, who: str | None = None):
         self.keys = np.unique(positions)
         # one chunk per column: a take from a many-chunked column would concatenate the whole slab every time
-        self.table = rows.fetch(self.keys).combine_chunks()
+        self.table = rows.fetch(self.keys, who).combine_chunks()
 
     def index(self, positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.keys, positions)
@@ -335,7 +404,7 @@ def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: _Rows, pairs: _Pairs
     pos = df["pos"].to_numpy().astype(np.int64)
     pair_pos = pairs.rows_of(df["pair_id"].gather(rows)) if len(rows) else np.array([], dtype=np.int64)
     for a, z in _slabs(len(rows), texts, 1, batch):
-        tslab, pslab = _Slab(texts, pos[rows[a:z]]), _Slab(pairs.rows, pair_pos[a:z])
+        tslab, pslab = _Slab(texts, pos[rows[a:z]], "sft"), _Slab(pairs.rows, pair_pos[a:z], "sft")
         for s in range(a, z, batch):
             r = rows[s:min(z, s + batch)]
             jid, order, verdict, source = (_col(df, c, r) for c in ("judgment_id", "order", "verdict", "verdict_source"))
@@ -352,8 +421,8 @@ def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: _Rows,
     pos = df["pos"].to_numpy().astype(np.int64)
     pair_pos = pairs.rows_of(df["pair_id"].gather(gi)) if len(gi) else np.array([], dtype=np.int64)
     for a, z in _slabs(len(gi), texts, 2, batch):
-        tslab = _Slab(texts, np.concatenate([pos[gi[a:z]], pos[bi[a:z]]]))
-        pslab = _Slab(pairs.rows, pair_pos[a:z])
+        tslab = _Slab(texts, np.concatenate([pos[gi[a:z]], pos[bi[a:z]]]), "dpo")
+        pslab = _Slab(pairs.rows, pair_pos[a:z], "dpo")
         for s in range(a, z, batch):
             g, b = gi[s:min(z, s + batch)], bi[s:min(z, s + batch)]
             gid, bid, order = _col(df, "judgment_id", g), _col(df, "judgment_id", b), _col(df, "order", g)
@@ -423,10 +492,11 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
     ~256 MB of judgment text, reading for each slab only the row groups of
     the judgments and pairs files that hold its rows (a judgments file in
     about judgment_id order, as the judge stage writes it, is read about once
-    per set; any order works, with more reading), and writes both sets in row
-    groups of 32k rows, on two threads, each file atomically. Memory stays
-    bounded by the narrow columns plus a slab per set. Same rules and draws as
-    `curate_sft` / `curate_dpo`.
+    for both sets: the two builders share each decoded row group, see
+    `_Groups`; any order works, with more reading), and writes both sets in
+    row groups of 32k rows, on two threads, each file atomically. Memory stays
+    bounded by the narrow columns plus a slab per set and a few shared row
+    groups. Same rules and draws as `curate_sft` / `curate_dpo`.
     """
     for path, kind in ((judgments_path, "judgments"), (pairs_path, "pairs")):
         if not Path(path).exists():
@@ -440,18 +510,26 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
         elif missing := [c for c in PAIR_COLUMNS if c not in schema.names]:
             raise ValueError(f"{path}: not a pairs table, missing columns {missing}")
     with _names_the_file(pairs_path):
-        pairs = _Pairs(pq.read_table(pairs_path, columns=["pair_id"]), _Rows(PAIR_COLUMNS[1:], path=pairs_path))
+        pairs = _Pairs(pq.read_table(pairs_path, columns=["pair_id"]),
+                       _Rows(PAIR_COLUMNS[1:], path=pairs_path, consumers=("sft", "dpo")))
+    texts = _Rows(["text"], path=judgments_path, consumers=("sft", "dpo"))
     with _names_the_file(judgments_path):
         # no local reference to the narrow frame: _curate frees it once sorted
-        res = _curate(pl.read_parquet(judgments_path, columns=NARROW), _Rows(["text"], path=judgments_path), pairs,
-                      cfg, iteration, {"sft", "dpo"})
+        res = _curate(pl.read_parquet(judgments_path, columns=NARROW), texts, pairs, cfg, iteration, {"sft", "dpo"})
     # The two sets are built and compressed on two threads (Arrow and polars release the GIL),
     # each into a temporary file; both are renamed into place only when both are complete.
     stop = threading.Event()
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p)) for p in (sft_path, dpo_path)]
         with ThreadPoolExecutor(2) as pool:
-            jobs = [pool.submit(_write, res[k][1], schema, t, stop) for k, schema, t in (("sft", SFT, tmps[0]), ("dpo", DPO, tmps[1]))]
+            def write(kind: str, schema: pa.Schema, tmp: Path) -> int:
+                try:
+                    return _write(res[kind][1], schema, tmp, stop)
+                finally:  # finished or failed: the other set no longer waits for it to read on
+                    texts.groups.done(kind)
+                    pairs.rows.groups.done(kind)
+
+            jobs = [pool.submit(write, k, schema, t) for k, schema, t in (("sft", SFT, tmps[0]), ("dpo", DPO, tmps[1]))]
             for job in jobs:
                 if job.exception() is not None:
                     stop.set()
