@@ -11,9 +11,11 @@ few offending row ids (computed in pandas, since GX reports values, not ids).
 
 Large files are validated in parts so that neither memory nor GX's per-metric
 row filtering grows with the text: GX runs each batch's expectations on (1) a
-frame of the narrow columns plus the computed check columns, whole, (2) the
-long text columns (judgment texts, prompts, completions, ...) with the key,
-a chunk of row groups (~256 MB of text) at a time, and (3) the table-columns
+frame of the narrow columns plus the computed check columns, whole, (2) each
+long text column (judgment texts, prompts, completions, ...) with the key,
+a chunk of row groups (~256 MB of text) at a time (one column per GX run:
+GX filters the frame it is given for every column-map metric, so a frame of
+all the long columns was copied whole per text check), and (3) the table-columns
 check on a 0-row frame with the file's columns. Every expectation runs on
 every row exactly once; a report merges the parts (success: all parts pass;
 unexpected_count: the sum). GX's batch fingerprint (an md5 over the frame's
