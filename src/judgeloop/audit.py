@@ -284,6 +284,7 @@ def open_audit(root: str | Path = ".", lock: bool = True) -> duckdb.DuckDBPyConn
     if not root.is_dir():
         raise AuditError(f"--root {root}: not a directory")
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")  # no bar mixed into the output of long queries
     try:
         # Natural order of iteration names, so it2 sorts before it10.
         con.execute(

@@ -191,6 +191,7 @@ def diff_datasets(
     if not keys:
         raise DiffError(f"no key for kind {kind!r}; pass key_cols")
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")  # no bar mixed into the output of long queries
     try:
         _register(con, "src_a", a_table)
         _register(con, "src_b", b_table)
