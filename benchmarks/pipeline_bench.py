@@ -113,12 +113,15 @@ def compare_parquet(a: Path, b: Path) -> list[dict[str, Any]]:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"machine: {report['machine']['cpus']} CPUs, load {report['machine']['load_avg_at_start'][0]:.1f} at start", "",
-             f"{'stage':22} {'seconds':>8} {'peak RSS MB':>12}", f"{'-' * 22} {'-' * 8} {'-' * 12}"]
-    for s in report["cold"]["stages"]:
+    runs = [report["cold"]] + ([report["cold_second"]] if "cold_second" in report else [])
+    lines = [f"machine: {report['machine']['cpus']} CPUs, load {report['machine']['load_avg_at_start'][0]:.1f} at start", ""]
+    head = " ".join(f"{f'run {i + 1} s':>8} {'RSS MB':>7}" for i in range(len(runs)))
+    lines += [f"{'stage':22} {head}", f"{'-' * 22} " + " ".join(f"{'-' * 8} {'-' * 7}" for _ in runs)]
+    for k, s in enumerate(report["cold"]["stages"]):
         name = s["stage"] + (f"@{s['iteration']}" if s.get("iteration") else "")
-        lines.append(f"{name:22} {s['seconds']:>8.1f} {s['max_rss_mb']:>12.0f}")
-    lines.append(f"{'dvc repro (whole)':22} {report['cold']['wall_s']:>8.1f}")
+        cells = [run["stages"][k] for run in runs if k < len(run["stages"])]
+        lines.append(f"{name:22} " + " ".join(f"{c['seconds']:>8.1f} {c['max_rss_mb']:>7.0f}" for c in cells))
+    lines.append(f"{'dvc repro (whole)':22} " + " ".join(f"{run['wall_s']:>8.1f} {'':>7}" for run in runs))
     n = report["noop"]
     lines += ["", f"dvc repro, up to date: {min(n['repro_s']):.2f} s (best of {len(n['repro_s'])}; target <= 3 s); "
               f"dvc status: {min(n['status_s']):.2f} s"]
