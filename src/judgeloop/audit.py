@@ -47,13 +47,17 @@ A SQL macro `iteration_key(it)` sorts iteration names naturally (it2 < it10).
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from .schemas import SCHEMAS
+
+log = logging.getLogger(__name__)
 
 # Where each dataset kind lives, relative to the project root.
 SOURCES: dict[str, str] = {
@@ -171,7 +175,16 @@ def query(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
     try:
         return con.sql(sql)
     except duckdb.Error as e:
-        raise AuditError(str(e)) from None
+        used = [reason for view, reason in broken_views(con).items() if re.search(rf"\b{view}\b", sql, re.IGNORECASE)]
+        raise AuditError("; ".join(used) if used else str(e)) from None
+
+
+BROKEN = "__judgeloop_broken_views"
+
+
+def broken_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """{view: why it could not be built} for views left out because a file was unreadable."""
+    return dict(con.execute(f"SELECT view, reason FROM {BROKEN}").fetchall())
 
 
 # ---------------------------------------------------------------- views
@@ -291,11 +304,18 @@ def open_audit(root: str | Path = ".", lock: bool = True) -> duckdb.DuckDBPyConn
             "CREATE MACRO iteration_key(it) AS "
             "regexp_replace(it, '[0-9]+$', '') || lpad(regexp_extract(it, '[0-9]+$'), 12, '0')"
         )
+        # A file that cannot be read (corrupted, not Parquet) takes down its own view only:
+        # the others stay queryable, and a query that uses the broken one says why it is missing.
+        broken = []
         for view in VIEWS:
             try:
                 _create_view(con, view, root)
             except duckdb.Error as e:
-                raise AuditError(f"cannot build the {view} view from {root}: {e}") from None
+                broken.append((view, f"the {view} view is unavailable: {e}"))
+                log.warning("audit: %s (the other views work)", broken[-1][1])
+        con.execute(f"CREATE TABLE {BROKEN} (view VARCHAR, reason VARCHAR)")
+        if broken:
+            con.executemany(f"INSERT INTO {BROKEN} VALUES (?, ?)", broken)
         if lock:
             _lock(con, root)
     except BaseException:
@@ -307,8 +327,10 @@ def open_audit(root: str | Path = ".", lock: bool = True) -> duckdb.DuckDBPyConn
 def describe_views(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
     """{view: [(column, type), ...]} for the audit views."""
     out: dict[str, list[tuple[str, str]]] = {}
+    broken = broken_views(con)
     for view in VIEWS:
-        out[view] = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_q(view)}").fetchall()]
+        if view not in broken:
+            out[view] = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_q(view)}").fetchall()]
     return out
 
 

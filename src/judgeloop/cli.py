@@ -143,11 +143,13 @@ def _add_audit_parser(sub: argparse._SubParsersAction) -> None:
 
 def _views_text(con: Any, root: str, detailed: bool) -> str:
     """The views with their columns; `detailed` adds types and the files each reads."""
-    from .audit import describe_views, view_files
+    from .audit import broken_views, describe_views, view_files
 
-    views = describe_views(con)
+    views, broken = describe_views(con), broken_views(con)
     if not detailed:  # after an error: one compact line per view
-        return "".join(f"  {v}: {', '.join(c for c, _ in cols)}\n" for v, cols in views.items())
+        return "".join(f"  {v}: {', '.join(c for c, _ in cols)}\n" for v, cols in views.items()) + "".join(
+            f"  {v}: UNAVAILABLE\n" for v in broken
+        )
     files = view_files(root)
     lines = []
     for view, cols in views.items():
@@ -155,6 +157,8 @@ def _views_text(con: Any, root: str, detailed: bool) -> str:
         shown = ", ".join(fs[:6]) + (" …" if len(fs) > 6 else "")
         lines.append(f"{view}  ({len(fs)} file{'' if len(fs) == 1 else 's'}{': ' + shown if fs else ''})")
         lines.append("    " + ", ".join(f"{c} {t}" for c, t in cols))
+    for view, reason in broken.items():
+        lines.append(f"{view}  UNAVAILABLE: {reason}")
     return "\n".join(lines) + "\n"
 
 

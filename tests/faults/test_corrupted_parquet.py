@@ -115,6 +115,13 @@ def test_audit_names_the_corrupted_file(project):
     res = project.cli("audit", "select count(*) as n from judgments")
     assert res.returncode == 2
     assert_fails(res, "judgeloop: audit:", "judgments.parquet")
+    assert "the judgments view is unavailable" in res.stderr
+    # only its own view is lost: the others still answer, and --views says which one is missing
+    assert_ok(project.cli("audit", "select count(*) as n from pairs"))
+    views = project.cli("audit", "--views")
+    assert_ok(views)
+    assert "judgments  UNAVAILABLE:" in views.stdout and "judgments.parquet" in views.stdout
+    assert "pairs  (1 file" in views.stdout
     (project.root / "data/it1/judgments.parquet").write_bytes(good)
     assert_ok(project.cli("audit", "select count(*) as n from judgments"))
 
