@@ -131,21 +131,19 @@ def run_raw_llamacpp(url: str, model_dir: str, requests: list[Request], parallel
                      "top_p": s.top_p, "top_k": 0, "min_p": 0.0, "seed": s.seed, "n": s.n, "logprobs": 1})
 
     with httpx.Client(trust_env=False, timeout=600.0) as client:
-        def call(body: dict[str, Any]) -> tuple[int, list[str]]:
+        def call(body: dict[str, Any]) -> int:
             resp = client.post(f"{url}/completions", json=body)
             resp.raise_for_status()
-            choices = sorted(resp.json()["choices"], key=lambda c: c["index"])
+            choices = resp.json()["choices"]
             if len(choices) != body["n"]:
                 raise RuntimeError(f"llama-server returned {len(choices)} choices for n={body['n']}")
-            # end-of-turn token included
-            return sum(len(c["logprobs"]["content"]) for c in choices), [c["text"] for c in choices]
+            return sum(len(c["logprobs"]["content"]) for c in choices)  # end-of-turn token included
 
         t0 = time.perf_counter()
         with cf.ThreadPoolExecutor(parallel) as pool:
-            done = list(pool.map(call, jobs))
+            tokens = sum(pool.map(call, jobs))
         dt = time.perf_counter() - t0
-    texts = [t for _, ts in done for t in ts]
-    return _result("raw llama.cpp server", sum(k for k, _ in done), len(texts), dt, parallel=parallel)
+    return _result("raw llama.cpp server", tokens, sum(j["n"] for j in jobs), dt, parallel=parallel)
 
 
 def run_judgeloop_openai(url: str, model_dir: str, requests: list[Request], parallel: int) -> dict[str, Any]:
