@@ -184,14 +184,12 @@ class OpenAIBackend(Backend):
         s = r.sampling
         path = self._path()
         # llama.cpp reports the matched stop string for its first choice only
-        llama_split = self.server_kind == "llamacpp" and bool(s.stop)
-        if s.n == 1 or not (self._split_n or llama_split):
+        if s.n == 1 or not (self._split_n or (self.server_kind == "llamacpp" and s.stop)):
             data = await self._post(client, sem, path, self._gen_body(r, s.n, s.seed), check=_check_generation)
             choices = _choices(data)
             if "timings" in data and self.server_kind != "llamacpp":  # only llama.cpp adds timings
                 self.server_kind = "llamacpp"
-            exact = s.n == 1 or self.server_kind != "llamacpp" or all(_logprob_count(c) is not None for c in choices)
-            if len(choices) >= s.n and exact and not (s.n > 1 and self.server_kind == "llamacpp" and s.stop):
+            if len(choices) >= s.n and (s.n == 1 or self._choices_usable(s, choices)):
                 comps = self._to_completions(r, data, choices[: s.n], first_idx=0)
                 bar.update(s.n)
                 return comps
@@ -218,6 +216,13 @@ class OpenAIBackend(Backend):
         bar.update(s.n)
         return comps
 
+    def _choices_usable(self, s, choices: list[dict]) -> bool:
+        """Several choices of one response can be taken as they are: not from llama.cpp, or from llama.cpp
+        with per-choice token counts (its log-probability lists) and no stop string to restore."""
+        if self.server_kind != "llamacpp":
+            return True
+        return not s.stop and all(_logprob_count(c) is not None for c in choices)
+
     def _path(self) -> str:
         return "/completions" if self.mode == "completions" else "/chat/completions"
 
@@ -234,7 +239,10 @@ class OpenAIBackend(Backend):
         if self.server_kind == "llamacpp":
             body.update(top_k=0, min_p=0.0)  # its defaults (40, 0.05) would truncate the distribution
             if n > 1:  # per-choice token counts come from the sampled tokens' log-probabilities
-                body.update(logprobs=True, top_logprobs=1) if self.mode == "chat" else body.update(logprobs=1)
+                if self.mode == "chat":
+                    body.update(logprobs=True, top_logprobs=1)
+                else:
+                    body["logprobs"] = 1
         if s.stop:
             body["stop"] = list(s.stop)
             if self.server_kind == "llamacpp":
@@ -267,9 +275,9 @@ class OpenAIBackend(Backend):
             raise RuntimeError(f"the server returned no usage.completion_tokens for request {r.request_id}")
         n_prompt = int(usage.get("prompt_tokens") or 0)
         finishes = ["length" if c.get("finish_reason") == "length" else "stop" for c in choices]
-        exact = [_logprob_count(c) for c in choices] if len(choices) > 1 else [None]
-        if all(k is not None for k in exact):
-            counts = [int(k) for k in exact]  # type: ignore[arg-type]
+        listed = [_logprob_count(c) for c in choices]
+        if len(choices) > 1 and None not in listed:
+            counts: list[int] = listed  # type: ignore[assignment]
         else:
             counts = _split_usage(int(usage["completion_tokens"]), finishes, s.max_tokens)
         out = []
