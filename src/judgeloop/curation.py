@@ -320,6 +320,7 @@ class _Slab:
         self.keys = np.unique(positions)
         # one chunk per column: a take from a many-chunked column would concatenate the whole slab every time
         self.table = rows.fetch(self.keys, who).combine_chunks()
+        self._both: pa.Array | None = None  # see responses()
 
     def index(self, positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.keys, positions)
@@ -336,7 +337,7 @@ class _Slab:
 
     def responses(self) -> pa.Array:
         """[response_w; response_l] of the slab as one array (pairs slabs only), built once."""
-        if getattr(self, "_both", None) is None:
+        if self._both is None:
             w, l_ = _arr(self.table.column("response_w")), _arr(self.table.column("response_l"))
             if w.nbytes + l_.nbytes >= 1 << 31:  # past 32-bit string offsets
                 w, l_ = w.cast(pa.large_string()), l_.cast(pa.large_string())
