@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from .schemas import SCHEMAS
 
@@ -201,8 +202,6 @@ def _schema_columns(con: duckdb.DuckDBPyConnection, kind: str) -> list[tuple[str
     # schemas gain a type this module never heard of.
     # (An empty table built from record batches: Schema.empty_table() imports
     # pandas, which alone took ~0.4 s of every `judgeloop audit`.)
-    import pyarrow as pa
-
     name = f"__judgeloop_empty_{kind}"
     con.register(name, pa.Table.from_batches([], schema=schema))
     try:
