@@ -79,7 +79,7 @@ def _text_pool(seed: int = 0) -> list[str]:
 
 
 def generate(root: Path, rows: int, iterations: int, samples: int, row_group_size: int = ROW_GROUP_SIZE) -> dict[str, Any]:
-    """Write data/, metrics/ under root; returns what was generated."""
+    """Write data/, stats/ under root; returns what was generated."""
     n_pairs = max(1, rows // (iterations * 2 * samples))
     per_iter = n_pairs * 2 * samples
     con = duckdb.connect()
@@ -181,7 +181,7 @@ def generate(root: Path, rows: int, iterations: int, samples: int, row_group_siz
                 "b_wins_before_balance": b_w, "removed_by_balance": 0, "kept": kept,
                 "keep_rate_pairs": round(pairs_k / max(1, pairs_j), 4),
             },
-            root / "metrics" / it / "curation.json",
+            root / "stats" / it / "curation.json",
         )
     con.close()
     return {"pairs": n_pairs, "judgments_per_iteration": per_iter, "judgments": per_iter * iterations}
@@ -242,7 +242,7 @@ class PandasReports:
     def funnel(self) -> pd.DataFrame:
         cur = pd.DataFrame(
             [json.loads(Path(f).read_text()) | {"iteration": Path(f).parent.name}
-             for f in sorted(glob.glob(str(self.root / "metrics" / "*" / "curation.json")))]
+             for f in sorted(glob.glob(str(self.root / "stats" / "*" / "curation.json")))]
         )
         sft = self.read("sft", ["iteration"]).groupby("iteration").size().rename("sft_rows").reset_index()
         out = cur.merge(sft, on="iteration", how="left")

@@ -39,7 +39,7 @@ RESULTS = Path(__file__).parent / "results" / "pipeline_bench.json"
 def scratch_copy(dest: Path) -> Path:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
-        if rel.startswith(("data/", "models/", "metrics/", "reports/")) or rel == "dvc.lock":
+        if rel.startswith(("data/", "models/", "metrics/", "stats/", "reports/")) or rel == "dvc.lock":
             continue  # outputs: the run makes them
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest / rel)

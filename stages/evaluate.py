@@ -1,6 +1,6 @@
 """DVC stage `evaluate` (see dvc.yaml); the logic lives in judgeloop.pipeline."""
 
-from judgeloop.pipeline import stage_main
+from _stage import stage_main
 
 if __name__ == "__main__":
     stage_main("evaluate")

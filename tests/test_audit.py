@@ -127,7 +127,7 @@ EVAL_IT1 = {"synthetic:e1:wl": "A", "synthetic:e1:lw": "B", "synthetic:e2:wl": N
 
 
 def build_project(root: Path) -> Path:
-    data, metrics = root / "data", root / "metrics"
+    data, stats = root / "data", root / "stats"
     prompts = [
         {
             "prompt_id": f"q{p[1]}",
@@ -183,7 +183,7 @@ def build_project(root: Path) -> Path:
             "groups_below_min_correct_fraction": 0, "one_per_group": 3, "a_wins_before_balance": 2,
             "b_wins_before_balance": 1, "removed_by_balance": 1, "kept": 2, "keep_rate_pairs": 0.6667,
         },
-        metrics / "it1" / "curation.json",
+        stats / "it1" / "curation.json",
     )
 
     it2 = judgments_table("it2", IT2)
@@ -193,13 +193,13 @@ def build_project(root: Path) -> Path:
     write_json(
         {"judgments": 12, "correct": 9, "kept": 0, "keep_rate_pairs": 0.0, "new_counter": 5,
          "empty_reason": "balancing removed everything"},
-        metrics / "it2" / "curation.json",
+        stats / "it2" / "curation.json",
     )
 
     write_parquet(to_table("judgments", []), data / "it3" / "judgments.parquet")
     write_parquet(to_table("sft", []), data / "it3" / "sft.parquet")
     write_json({"judgments": 0, "correct": 0, "kept": 0, "keep_rate_pairs": 0.0, "empty_reason": "no judgments to curate"},
-               metrics / "it3" / "curation.json")
+               stats / "it3" / "curation.json")
 
     write_parquet(eval_rows("it0", EVAL_IT0), data / "it0" / "eval.parquet")
     write_parquet(eval_rows("it1", EVAL_IT1), data / "it1" / "eval.parquet")
@@ -511,7 +511,7 @@ def test_reports_on_an_empty_iteration_only(tmp_path):
     write_parquet(to_table("judgments", []), root / "data" / "it1" / "judgments.parquet")
     write_parquet(to_table("sft", []), root / "data" / "it1" / "sft.parquet")
     write_json({"judgments": 0, "kept": 0, "keep_rate_pairs": 0.0, "empty_reason": "no judgments to curate"},
-               root / "metrics" / "it1" / "curation.json")
+               root / "stats" / "it1" / "curation.json")
     c = open_audit(root)
     for name in REPORTS:
         got = run_report(c, name).fetchall()

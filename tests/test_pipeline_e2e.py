@@ -1,84 +1,86 @@
-"""End to end: the real DVC pipeline on the real SmolLM2-135M with tiny params.
+"""End to end: the README's run command in a fresh clone, on the real SmolLM2-135M.
 
-One module-scoped run of `dvc repro` in a scratch copy of the project; the
-tests below inspect what it produced. Slow (a few minutes on 2 CPU cores).
+One module-scoped run, as a new user would make it (setup, the `smoke`
+preset, `dvc repro` with the environment activated and nothing else on
+PATH); the tests below inspect what it produced and run DVC's own views and
+experiments on it. Slow (several minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
 
+from judgeloop.cli import main as cli_main
+
+from test_readme import fresh_clone, readme_commands, sh
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "prompts": {"split": {"seed": 0, "eval_fraction": 0.012, "iteration_fractions": {"it1": 0.02, "it2": 0.02}}},
-    "generation": {"batch_size": 16},
-    "pairs": {"max_tokens": 24, "modify_max_tokens": 48, "modify_with_response": False},
-    "judging": {"samples": 2, "max_tokens": 16},
-    "curation": {"balance": "none"},
-    "training": {"max_steps": 1, "batch_size": 2, "max_length": 768},
-    "evaluation": {"models": ["it0", "it1", "it2"], "max_tokens": 16,
-                   "sets": [{"name": "llmbar-natural", "format": "llmbar", "path": "llmbar.json", "limit": 2}]},
-    "likert": {"split": {"seed": 0, "eval_fraction": 0.08, "iteration_fractions": {"it1": 0.08, "it2": 0.08}}},
-}
+
+def dvc(*args: str, cwd: Path, timeout: float = 3600) -> subprocess.CompletedProcess:
+    """`dvc ARGS` as a user runs it in the clone: the project's environment activated, nothing else on PATH."""
+    return sh(f"source .venv/bin/activate && {shlex.join(['dvc', *args])}", cwd, timeout=timeout)
 
 
-def _deep_update(d: dict, u: dict) -> dict:
-    for k, v in u.items():
-        d[k] = _deep_update(dict(d.get(k) or {}), v) if isinstance(v, dict) else v
-    return d
-
-
-def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = os.environ | {"DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+LLMBAR_FALLBACK = [  # a clone without ../shared: two examples in LLMBar's layout
+    {"input": "What is 2 + 2?", "output_1": "4", "output_2": "5", "label": 1},
+    {"input": "Name a primary colour.", "output_1": "Green.", "output_2": "Red.", "label": 2},
+]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, seed_model) -> Path:
-    work = tmp_path_factory.mktemp("project")
-    for item in ("dvc.yaml", "stages", "src"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / item)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    # the seed stage runs for real, from a local checkpoint (the packaged GGUF
-    # path is covered by the seed_model fixture itself)
-    params = _deep_update(params, TINY | {"seed": {"source": str(seed_model), "revision": None}})
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def project(tmp_path_factory) -> Path:
+    """A fresh clone, the `smoke` preset plus an LLMBar evaluation set applied with `judgeloop preset`,
+    then the README's run command, verbatim, in a shell without the virtualenv."""
+    work = fresh_clone(tmp_path_factory.mktemp("project"))
     shared = ROOT.parent / "shared" / "data" / "llmbar-natural.json"
     if shared.exists():
         shutil.copy(shared, work / "llmbar.json")
-    else:  # a clone without shared/: a two-example file in the same layout
-        (work / "llmbar.json").write_text(json.dumps([
-            {"input": "What is 2 + 2?", "output_1": "4", "output_2": "5", "label": 1},
-            {"input": "Name a primary colour.", "output_1": "Green.", "output_2": "Red.", "label": 2},
-        ]))
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"]):
-        subprocess.run(cmd, cwd=work, check=True)
-    assert dvc("init", "-q", cwd=work).returncode == 0
+    else:
+        (work / "llmbar.json").write_text(json.dumps(LLMBAR_FALLBACK))
+    (work / "eval-sets.yaml").write_text(yaml.safe_dump({"evaluation": {"sets": [
+        {"name": "llmbar-natural", "format": "llmbar", "path": "llmbar.json", "limit": 2}]}}))
+    for preset in ("smoke", "eval-sets.yaml"):
+        assert cli_main(["preset", preset, "--root", str(work)]) == 0
     subprocess.run(["git", "add", "-A"], cwd=work, check=True)
-    subprocess.run(["git", "commit", "-qm", "project"], cwd=work, check=True)
-    run = dvc("repro", cwd=work)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke params"], cwd=work, check=True)
+    run_command, _ = readme_commands()
+    run = sh(run_command, work)
     (work / "repro.log").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     return work
 
 
+def test_readme_run_command_ran_every_stage(project: Path):
+    log = (project / "repro.log").read_text()
+    for stage in ("seed", "prompts", "pairs", "judge@it1", "train@it2", "evalset@0", "evaluate@it2", "report"):
+        assert f"Running stage '{stage}'" in log, stage
+
+
+def test_readme_test_command_in_the_fresh_clone(project: Path):
+    _, test_command = readme_commands()
+    res = sh(f"{test_command} tests/test_readme.py", project, timeout=1200)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "passed" in res.stdout
+
+
 def test_outputs_exist(project: Path):
     for rel in ["models/it0/model.safetensors", "models/it0/judgeloop_manifest.json", "data/prompts.parquet",
                 "data/pairs.parquet", "data/it1/judgments.parquet", "data/it1/sft.parquet", "models/it2/model.safetensors",
-                "metrics/it1/curation.json", "metrics/it0/eval.json", "metrics/it2/eval.json", "reports/summary.md",
-                "reports/plots/eval.png", "reports/it1/validation/results.json"]:
+                "metrics/it1/curation.json", "metrics/it0/eval.json", "metrics/it2/eval.json", "metrics/it2/train.json",
+                "stats/pairs.json", "stats/it1/judge.json", "stats/it1/curation.json", "stats/it1/train.json",
+                "stats/it2/eval.json", "data/evalsets/llmbar-natural.parquet", "reports/summary.md",
+                "reports/plots/eval.png", "reports/plots/judges/synthetic.json", "reports/it1/validation/results.json"]:
         assert (project / rel).exists(), rel
 
 
@@ -108,10 +110,13 @@ def test_iteration_chain_and_eval_metrics(project: Path):
     card = json.loads((project / "models/it2/judgeloop_manifest.json").read_text())
     assert card["init"].endswith("models/it0")  # paper: restart from the seed
     for m in ("it0", "it1", "it2"):
-        ev = json.loads((project / f"metrics/{m}/eval.json").read_text())
+        ev = json.loads((project / f"stats/{m}/eval.json").read_text())
         assert set(ev["sets"]) == {"synthetic", "llmbar-natural"}
         s = ev["sets"]["llmbar-natural"]
         assert s["n_examples"] == 2 and 0 <= s["accuracy"] <= 1 and 0 <= s["parse_rate"] <= 1
+        metrics = json.loads((project / f"metrics/{m}/eval.json").read_text())
+        assert metrics["llmbar-natural"] == {"accuracy": s["accuracy"], "parse_rate": s["parse_rate"], "a_share": s["a_rate"],
+                                             "consistency": s["position_consistency"], "n": 2}
 
 
 def test_second_repro_is_noop(project: Path):
@@ -141,8 +146,7 @@ def test_broken_dataset_fails_validation(project: Path):
     try:
         duckdb.sql(f"copy (select * from '{path}' union all (select * from '{path}' limit 1)) to '{path}.new' (format parquet)")
         os.replace(f"{path}.new", path)
-        env = os.environ | {"GX_ANALYTICS_ENABLED": "false"}
-        run = subprocess.run([sys.executable, "stages/validate.py", "--iteration", "it1"], cwd=project, env=env, capture_output=True, text=True)
+        run = sh("source .venv/bin/activate && python stages/validate.py --iteration it1", project, timeout=600)
         assert run.returncode != 0
         assert "judgments" in run.stderr and "judgment_id" in run.stderr and "it1:" in run.stderr, run.stderr[-2000:]
     finally:
@@ -167,9 +171,10 @@ def test_pairwise_dpo_experiment(project: Path):
                 assert chosen.endswith(f"[[{verdict}]]") and reason in ("wrong", "unparsed")
             card = json.loads((project / f"models/{it}/judgeloop_manifest.json").read_text())
             assert card["algo"] == "dpo" and card["dpo"]["beta"] == 0.1 and card["dpo"]["nll_weight"] == 1.5
-            train = json.loads((project / f"metrics/{it}/train.json").read_text())
+            train = json.loads((project / f"stats/{it}/train.json").read_text())
             assert train["algo"] == "dpo" and train["train_loss"] > 0
-        assert json.loads((project / "metrics/it2/eval.json").read_text())["sets"]["synthetic"]["n_judgments"] > 0
+            assert json.loads((project / f"metrics/{it}/train.json").read_text())["train_loss"] == round(train["train_loss"], 4)
+        assert json.loads((project / "stats/it2/eval.json").read_text())["sets"]["synthetic"]["n_judgments"] > 0
     finally:  # back to the committed pairwise run for the tests after this one
         subprocess.run(["git", "checkout", "--", "."], cwd=project, check=True)
         assert dvc("checkout", "--force", cwd=project).returncode == 0
@@ -189,7 +194,7 @@ def test_likert_and_dpo_experiment(project: Path):
         assert chosen != rejected and f"[RESULT] {v}" in chosen
     card = json.loads((project / "models/it2/judgeloop_manifest.json").read_text())
     assert card["algo"] == "dpo" and card["dpo"]["nll_weight"] == 1.5
-    ev = json.loads((project / "metrics/it2/eval.json").read_text())
+    ev = json.loads((project / "stats/it2/eval.json").read_text())
     assert ev["method"] == "likert"
     m = ev["sets"]["rubrics"]
     assert m["n"] > 0 and 0 <= m["exact"] <= 1 and 0 <= m["within_1"] <= 1

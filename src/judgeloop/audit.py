@@ -10,7 +10,7 @@ dataset kind, each spanning all iterations through a glob:
     sft        data/*/sft.parquet
     dpo        data/*/dpo.parquet
     eval       data/*/eval.parquet          (folder = the judge model: it0, it1, ...)
-    curation   metrics/*/curation.json      (one row per iteration: the curation funnel)
+    curation   stats/*/curation.json      (one row per iteration: the curation funnel)
 
 Every view has an `iteration` column (the folder a file lives in; for
 prompts, pairs and rubrics, the `split` that consumes the row) and DuckDB's
@@ -28,13 +28,13 @@ The audit never modifies data. Two independent layers make sure of it:
    COPY, CREATE, INSERT, ATTACH, EXPORT, SET, PRAGMA, INSTALL/LOAD, CALL,
    transactions, PIVOT statements ... are refused with a message that says so.
 2. After the views exist, the connection itself is locked down: file access
-   is limited to the data/ and metrics/ folders (plus the real folders of
+   is limited to the data/, metrics/ and stats/ folders (plus the real folders of
    files that are symlinks, e.g. a DVC cache), external access and extension
    auto-loading are switched off, and `lock_configuration` stops any later
    SET from undoing that. So even a statement that slipped past layer 1
    could not touch a file outside those folders or load an extension.
    (DuckDB's allowed directories permit writes too, so inside data/ and
-   metrics/ it is layer 1 that refuses COPY/EXPORT; tests check both layers.)
+   stats/ it is layer 1 that refuses COPY/EXPORT; tests check both layers.)
 
 A Likert iteration's judgments (item_id, score, ...) union into the same
 judgments view; the pairwise reports keep to rows with a pair_id.
@@ -70,7 +70,7 @@ SOURCES: dict[str, str] = {
     "dpo": "data/*/dpo.parquet",
     "eval": "data/*/eval.parquet",
 }
-CURATION_SOURCE = "metrics/*/curation.json"
+CURATION_SOURCE = "stats/*/curation.json"
 
 # Kinds stored one file per iteration folder; the folder name is the iteration.
 PER_ITERATION = {"judgments", "sft", "dpo", "eval"}
@@ -266,13 +266,13 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: str, root: Path) -> None:
 
 
 def _allowed_directories(root: Path) -> list[str]:
-    """Folders the locked connection may read: data/, metrics/, and the real
+    """Folders the locked connection may read: data/, metrics/, stats/, and the real
     folders behind symlinked files (DVC's `cache.type symlink`)."""
-    dirs = {str(root / "data"), str(root / "metrics")}
+    dirs = {str(root / d) for d in ("data", "metrics", "stats")}
     for pattern in [*SOURCES.values(), CURATION_SOURCE]:
         for f in _files(root, pattern):
             dirs.add(os.path.dirname(os.path.realpath(f)))
-    for d in ("data", "metrics"):
+    for d in ("data", "metrics", "stats"):
         dirs.add(os.path.realpath(root / d))
     return sorted(d.rstrip("/") + "/" for d in dirs)
 
@@ -373,7 +373,7 @@ def _report(name: str, description: str, sql: str) -> None:
 
 _report(
     "funnel",
-    "Curation funnel per iteration (metrics/<it>/curation.json), with the rows actually in data/<it>/sft.parquet.",
+    "Curation funnel per iteration (stats/<it>/curation.json), with the rows actually in data/<it>/sft.parquet.",
     """
 WITH sft_rows AS (SELECT iteration, count(*) AS sft_rows FROM sft GROUP BY iteration)
 SELECT c.iteration,

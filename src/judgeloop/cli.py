@@ -1,4 +1,4 @@
-"""The `judgeloop` command line: audit, diff, judge, stage.
+"""The `judgeloop` command line: audit, diff, judge, stage, preset.
 
     judgeloop audit "SELECT iteration, count(*) FROM judgments GROUP BY 1"
     judgeloop audit --report position_bias [--show-sql]
@@ -7,6 +7,7 @@
     judgeloop diff --path data/it1/judgments.parquet --rev-a HEAD~1 [--rev-b workspace]
     judgeloop judge data.json --format llmbar --model models/it2 --output out.parquet
     judgeloop stage judge --iteration it1
+    judgeloop preset smoke        (writes configs/presets/smoke.yaml into params.yaml)
 
 Every command takes `--root DIR` (the project root, default "."). Exit status:
 0 success (diff: identical), 1 diff found differences (or a stage failed),
@@ -411,13 +412,41 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return run_stage(args.name, rest)
 
 
+# ---------------------------------------------------------------- preset
+
+
+def _add_preset_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "preset",
+        help="write a named params set (configs/presets/NAME.yaml) into params.yaml",
+        description="Merge a preset into params.yaml, keeping its comments; validated before the file is replaced. "
+                    "Then run `dvc repro` or `dvc exp run`. `git checkout params.yaml` undoes it.",
+    )
+    p.add_argument("name", help="a preset name (configs/presets/NAME.yaml) or a YAML file of params to set")
+    p.add_argument("--root", default=".", help="project root (default: .)")
+    p.set_defaults(func=cmd_preset)
+
+
+def cmd_preset(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .presets import apply_preset
+
+    try:
+        changed = apply_preset(args.name, args.root)
+    except (ConfigError, OSError) as e:
+        _err(f"preset: {e}")
+        return 2
+    print(f"params.yaml: {len(changed)} value(s) set from {args.name}" + (": " + ", ".join(changed) if changed else ""))
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="judgeloop",
-        description="judgeloop: SQL audit, dataset diff, applying a judge, pipeline stages.",
+        description="judgeloop: SQL audit, dataset diff, applying a judge, pipeline stages, params presets.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -426,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_diff_parser(sub)
     _add_judge_parser(sub)
     _add_stage_parser(sub)
+    _add_preset_parser(sub)
     return parser
 
 

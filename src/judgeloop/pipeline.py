@@ -1,7 +1,9 @@
 """The DVC stages as functions: read params, call the library, write outputs.
 
 `stages/*.py` and `judgeloop stage NAME` both land here. Paths follow
-DESIGN.md's layout, relative to the project root (where dvc.yaml is).
+DESIGN.md's layout, relative to the project root (where dvc.yaml is):
+`metrics/` holds the few numbers DVC compares (see metrics.py), `stats/`
+everything else a stage measured, as plain JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .io import read_parquet, write_json, write_parquet
 
 log = logging.getLogger("judgeloop")
 
-DATA, MODELS, METRICS, REPORTS = Path("data"), Path("models"), Path("metrics"), Path("reports")
+DATA, MODELS, METRICS, STATS, REPORTS = Path("data"), Path("models"), Path("metrics"), Path("stats"), Path("reports")
 
 
 def model_dir(name: str) -> Path:
@@ -57,7 +59,7 @@ def run_pairs(params: Params, args: Any) -> None:
     table = build_pairs(prompts, backend, params.pairs)
     write_parquet(table, DATA / "pairs.parquet")
     stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"throughput": stats, "rows": table.num_rows}, METRICS / "pairs.json")
+    write_json({"throughput": stats, "rows": table.num_rows}, STATS / "pairs.json")
 
 
 def run_rubrics(params: Params, args: Any) -> None:
@@ -131,7 +133,7 @@ def _judge_likert(params: Params, it: str) -> None:
     ]
     write_parquet(to_table("likert_judgments", rows), DATA / it / "judgments.parquet")
     stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"throughput": stats, "judgments": len(rows), "items": len(items)}, METRICS / it / "judge.json")
+    write_json({"throughput": stats, "judgments": len(rows), "items": len(items)}, STATS / it / "judge.json")
 
 
 def _curate_likert(params: Params, it: str) -> None:
@@ -151,7 +153,7 @@ def _curate_likert(params: Params, it: str) -> None:
     dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta)
     write_parquet(to_table("dpo", dpo), DATA / it / "dpo.parquet")
     write_parquet(to_table("sft", sft), DATA / it / "sft.parquet")
-    write_json(funnel, METRICS / it / "curation.json")
+    _write_curation(it, funnel, funnel)
     if "empty_reason" in funnel:
         log.warning("curate@%s: the DPO set is EMPTY: %s", it, funnel["empty_reason"])
 
@@ -178,8 +180,43 @@ def _evaluate_likert(params: Params, name: str) -> None:
     metrics["forced_rate"] = round(sum(j.score_source == "forced" for j in judged) / max(1, len(judged)), 4)
     write_parquet(to_table("likert_eval", rows), DATA / name / "eval.parquet")
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"model": name, "method": "likert", "sets": {"rubrics": metrics}, "throughput": throughput}, METRICS / name / "eval.json")
+    _write_eval(name, "likert", {"rubrics": metrics}, throughput)
     log.info("evaluate@%s rubrics: %s", name, metrics)
+
+
+def evalset_path(name: str) -> Path:
+    return DATA / "evalsets" / f"{name}.parquet"
+
+
+def run_evalset(params: Params, args: Any) -> None:
+    """Read one of evaluation.sets from its file, check it, and write it as Parquet.
+
+    The stage depends on the set's file (dvc.yaml), so editing the file re-runs
+    the evaluations, which read this copy; a malformed file fails here, before
+    any model is loaded."""
+    from .evaluation import load_set
+    from .schemas import to_table
+
+    es = next((s for s in params.evaluation.sets if s.name == args.name), None)
+    if es is None:
+        raise ConfigError(f"--name {args.name!r}: not in evaluation.sets {[s.name for s in params.evaluation.sets]}")
+    items, subsets = load_set(es.format, es.path, es.limit, es.split)
+    rows = [{"dataset": es.name, "item_id": i.item_id, "instruction": i.instruction, "better": i.better, "worse": i.worse,
+             "subset": subsets.get(i.item_id), "source": es.path, "source_format": es.format} for i in items]
+    write_parquet(to_table("evalset", rows), evalset_path(es.name))
+    log.info("%s: %d examples from %s (%s)", evalset_path(es.name), len(rows), es.path, es.format)
+
+
+def _evalset_items(name: str) -> tuple[list[Any], dict[str, str]]:
+    from .judging import PairwiseItem
+    from .schemas import check_table
+
+    path = evalset_path(name)
+    table = read_parquet(path)
+    check_table("evalset", table, str(path))
+    rows = table.to_pylist()
+    items = [PairwiseItem(r["item_id"], r["instruction"], r["better"], r["worse"]) for r in rows]
+    return items, {r["item_id"]: r["subset"] for r in rows if r["subset"]}
 
 
 def _ok_pairs(split: str) -> list[dict[str, Any]]:
@@ -223,7 +260,7 @@ def run_judge(params: Params, args: Any) -> None:
     ]
     write_parquet(to_table("judgments", rows), DATA / it / "judgments.parquet")
     stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"throughput": stats, "judgments": len(rows), "pairs": len(pairs)}, METRICS / it / "judge.json")
+    write_json({"throughput": stats, "judgments": len(rows), "pairs": len(pairs)}, STATS / it / "judge.json")
 
 
 def run_curate(params: Params, args: Any) -> None:
@@ -235,10 +272,18 @@ def run_curate(params: Params, args: Any) -> None:
     cfg = params.curation_for(it)
     sft_funnel, dpo_funnel = curate_files(DATA / it / "judgments.parquet", DATA / "pairs.parquet", cfg, it,
                                           DATA / it / "sft.parquet", DATA / it / "dpo.parquet")
-    write_json(sft_funnel | {"dpo": dpo_funnel}, METRICS / it / "curation.json")
+    _write_curation(it, sft_funnel | {"dpo": dpo_funnel}, dpo_funnel if params.training_for(it).algo == "dpo" else sft_funnel)
     for name, funnel in (("SFT", sft_funnel), ("DPO", dpo_funnel)):
         if "empty_reason" in funnel:
             log.warning("curate@%s: the %s set is EMPTY: %s", it, name, funnel["empty_reason"])
+
+
+def _write_curation(it: str, funnel: dict[str, Any], trained_on: dict[str, Any]) -> None:
+    """The whole funnel to stats/, the numbers of the set the trainer uses to metrics/."""
+    from .metrics import curation_metrics
+
+    write_json(funnel, STATS / it / "curation.json")
+    write_json(curation_metrics(trained_on), METRICS / it / "curation.json")
 
 
 def run_validate(params: Params, args: Any) -> None:
@@ -269,12 +314,14 @@ def run_train(params: Params, args: Any) -> None:
         # re-enter this stage under accelerate's launcher; TRL handles the distribution
         import subprocess
 
-        cmd = ["accelerate", "launch", "--config_file", str(cfg.accelerate_config), sys.argv[0], "--iteration", it, "--params", args.params]
+        # this interpreter's accelerate, whatever is first on PATH
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cfg.accelerate_config),
+               sys.argv[0], "--iteration", it, "--params", args.params]
         log.info("train@%s: %s", it, " ".join(cmd))
         subprocess.run(cmd, check=True)
         return
     init = "it0" if cfg.init == "seed" else params.iterations[it].prev
-    funnel = read_json(METRICS / it / "curation.json")
+    funnel = read_json(STATS / it / "curation.json")
 
     def rows_of(kind: str) -> list[dict[str, Any]]:
         rows = read_parquet(DATA / it / f"{kind}.parquet").to_pylist()
@@ -299,7 +346,10 @@ def run_train(params: Params, args: Any) -> None:
             metrics = train_dpo(dpo_rows, Path(tmp) / "sft", model_dir(it), cfg, card("dpo"))
         metrics = metrics | {"sft": sft_metrics}
     if int(os.environ.get("RANK", "0")) == 0:
-        write_json(metrics | {"algo": cfg.algo}, METRICS / it / "train.json")
+        from .metrics import train_metrics
+
+        write_json(metrics | {"algo": cfg.algo}, STATS / it / "train.json")
+        write_json(train_metrics(metrics), METRICS / it / "train.json")
 
 
 def run_evaluate(params: Params, args: Any) -> None:
@@ -307,7 +357,7 @@ def run_evaluate(params: Params, args: Any) -> None:
     if params.method == "likert":
         return _evaluate_likert(params, name)
     from .backends import make_backend
-    from .evaluation import eval_rows, evaluate_set, load_set
+    from .evaluation import eval_rows, evaluate_set
     from .judging import PairwiseItem
     from .schemas import to_table
 
@@ -318,7 +368,7 @@ def run_evaluate(params: Params, args: Any) -> None:
         items = [PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]) for p in pairs]
         sets.append(("synthetic", "pairwise", "both", items, {p["pair_id"]: p["category"] or "" for p in pairs}))
     for es in ev.sets:
-        sets.append((es.name, es.format, es.orders, *load_set(es.format, es.path, es.limit, es.split)))
+        sets.append((es.name, es.format, es.orders, *_evalset_items(es.name)))
     backend = make_backend(model_dir(name), params.generation)
     rows, summary = [], {}
     t0 = time.time()
@@ -331,7 +381,14 @@ def run_evaluate(params: Params, args: Any) -> None:
         log.info("evaluate@%s %s: accuracy %s, parse rate %s", name, set_name, summary[set_name]["accuracy"], summary[set_name]["parse_rate"])
     write_parquet(to_table("eval", rows), DATA / name / "eval.parquet")
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"model": name, "method": "pairwise", "sets": summary, "throughput": throughput}, METRICS / name / "eval.json")
+    _write_eval(name, "pairwise", summary, throughput)
+
+
+def _write_eval(name: str, method: str, sets: dict[str, Any], throughput: dict[str, Any]) -> None:
+    from .metrics import eval_metrics
+
+    write_json({"model": name, "method": method, "sets": sets, "throughput": throughput}, STATS / name / "eval.json")
+    write_json(eval_metrics(sets, method), METRICS / name / "eval.json")
 
 
 def run_report(params: Params, args: Any) -> None:
@@ -349,6 +406,7 @@ STAGES: dict[str, Callable[[Params, Any], None]] = {
     "curate": run_curate,
     "validate": run_validate,
     "train": run_train,
+    "evalset": run_evalset,
     "evaluate": run_evaluate,
     "report": run_report,
 }
@@ -371,6 +429,7 @@ def run_stage(name: str, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"stage {name}")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--iteration", help="iteration name (it1, it2, ...) or it0 for evaluate")
+    parser.add_argument("--name", help="evalset: the name of an entry of evaluation.sets")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

@@ -1,8 +1,9 @@
-"""The iteration report: reports/summary.json, reports/summary.md and PNG plots.
+"""The iteration report: reports/summary.md, reports/summary.json, plots.
 
-Reads the per-iteration metrics JSON the other stages wrote; parse rate is
-always shown beside accuracy, so a forced-verdict judge cannot pass for one
-that follows the format.
+Reads what the other stages measured (stats/); parse rate is always shown
+beside accuracy, so a forced-verdict judge cannot pass for one that follows
+the format. reports/plots/judges/<set>.json holds one row per judge for
+`dvc plots show/diff` (declared in dvc.yaml); the PNGs are for the report.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-METRICS, REPORTS = Path("metrics"), Path("reports")
+STATS, REPORTS = Path("stats"), Path("reports")
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -27,11 +28,11 @@ def collect(params: Params) -> dict[str, Any]:
     models = params.eval_models()
     out: dict[str, Any] = {"method": params.method, "models": {}, "iterations": {}}
     for m in models:
-        ev = _load(METRICS / m / "eval.json")
+        ev = _load(STATS / m / "eval.json")
         if ev:
             out["models"][m] = ev["sets"]
     for it in params.iterations:
-        cur, tr, jd = (_load(METRICS / it / f) for f in ("curation.json", "train.json", "judge.json"))
+        cur, tr, jd = (_load(STATS / it / f) for f in ("curation.json", "train.json", "judge.json"))
         out["iterations"][it] = {
             "prev": params.iterations[it].prev,
             "curation": cur,
@@ -65,6 +66,16 @@ def plot_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             row.update({k: s.get(k) for k in LIKERT_KEYS})
             rows.append(row)
     return rows
+
+
+def dvc_plot_rows(summary: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per evaluation set, one row per judge in evaluation order (x = its index, for DVC's linear templates)."""
+    keys = ("spearman", "parse_rate") if summary.get("method") == "likert" else ("accuracy", "parse_rate")
+    models = list(summary["models"])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["set"], []).append({"judge_index": models.index(r["model"]), "judge": r["model"], **{k: r[k] for k in keys}})
+    return out
 
 
 def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -188,7 +199,11 @@ def build_report(params: Params) -> dict[str, Any]:
     summary["verdicts"] = verdict_distribution(params)
     rows = plot_rows(summary)
     write_json(summary, REPORTS / "summary.json")
-    write_json(rows, REPORTS / "eval_by_model.json")
+    judges = REPORTS / "plots" / "judges"
+    for stale in judges.glob("*.json"):  # a set dropped from evaluation.sets
+        stale.unlink()
+    for set_name, set_rows in dvc_plot_rows(summary, rows).items():
+        write_json(set_rows, judges / f"{set_name}.json")
     _plots(summary, rows, REPORTS / "plots")
     with atomic_path(REPORTS / "summary.md") as tmp:
         tmp.write_text(markdown(summary, rows), encoding="utf-8")

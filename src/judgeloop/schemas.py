@@ -186,6 +186,21 @@ LIKERT_EVAL = pa.schema(
     ]
 )
 
+# A labelled evaluation set as read from its file (evaluation.sets), one row per
+# example: the `evalset` stage writes it, so editing the file re-runs evaluation.
+EVALSET = pa.schema(
+    [
+        ("dataset", s),
+        ("item_id", s),
+        ("instruction", s),
+        ("better", s),
+        ("worse", s),
+        ("subset", s),
+        ("source", s),  # the file or directory it was read from
+        ("source_format", s),  # llmbar | pairwise | rewardbench
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "prompts": PROMPTS,
     "pairs": PAIRS,
@@ -196,6 +211,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "rubrics": RUBRICS,
     "likert_judgments": LIKERT_JUDGMENTS,
     "likert_eval": LIKERT_EVAL,
+    "evalset": EVALSET,
 }
 
 # The column that identifies a row of each dataset kind.
@@ -209,6 +225,7 @@ KEYS = {
     "rubrics": "item_id",
     "likert_judgments": "judgment_id",
     "likert_eval": "example_id",
+    "evalset": "item_id",
 }
 
 

@@ -27,6 +27,9 @@ def _precision() -> dict[str, Any]:
     if torch.cuda.is_available():
         bf16 = torch.cuda.is_bf16_supported()
         return {"use_cpu": False, "bf16": bf16, "fp16": not bf16}
+    from .hardware import set_torch_threads
+
+    set_torch_threads(None, "training", knob=None)
     return {"use_cpu": True, "bf16": False, "fp16": False}
 
 
@@ -100,6 +103,7 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
         "examples": n,
         "seconds": round(seconds, 2),
         "steps_per_s": round(result.global_step / seconds, 4) if seconds else None,
+        "examples_per_s": result.metrics.get("train_samples_per_second"),  # examples x epochs seen, per second
         "tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 1) if tokens and seconds else None,
         "loss_history": [{"step": h["step"], "loss": h["loss"]} for h in history],

@@ -24,7 +24,7 @@ from judgeloop.schemas import to_table
 ROOT = Path(__file__).resolve().parents[2]
 
 # what the stages write (DVC outputs); inputs a test creates live elsewhere
-OUTPUT_DIRS = ("data", "models", "metrics", "reports", "cache")
+OUTPUT_DIRS = ("data", "models", "metrics", "stats", "reports", "cache")
 
 
 def deep_update(d: dict, u: dict) -> dict:
@@ -76,7 +76,9 @@ class Project:
         if inject is None:
             cmd = [sys.executable, script, *args]
         else:
-            boot = f"import runpy, sys\n{inject}\nsys.argv = [{script!r}, *sys.argv[1:]]\nrunpy.run_path({script!r}, run_name='__main__')\n"
+            # sys.path[0] is the script's folder, as when Python runs the script itself
+            boot = (f"import runpy, sys\n{inject}\nsys.argv = [{script!r}, *sys.argv[1:]]\n"
+                    f"sys.path.insert(0, {str(ROOT / 'stages')!r})\nrunpy.run_path({script!r}, run_name='__main__')\n")
             cmd = [sys.executable, "-c", boot, *args]
         return subprocess.run(cmd, cwd=self.root, env=stage_env(**(env or {})), capture_output=True, text=True, timeout=timeout)
 
@@ -145,7 +147,7 @@ class Project:
         ]
         write_parquet(to_table("sft", rows), self.root / "data" / it / "sft.parquet")
         write_parquet(to_table("dpo", []), self.root / "data" / it / "dpo.parquet")
-        write_json({"kept": n, "dpo": {"kept": 0}}, self.root / "metrics" / it / "curation.json")
+        write_json({"kept": n, "dpo": {"kept": 0}}, self.root / "stats" / it / "curation.json")
 
 
 @pytest.fixture

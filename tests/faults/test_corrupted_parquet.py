@@ -100,9 +100,9 @@ def test_train_on_corrupted_sft(project):
 def test_train_on_corrupted_curation_funnel(project):
     project.set_params({"training": {"algo": "sft"}})
     project.write_sft()
-    (project.root / "metrics/it1/curation.json").write_text('{"kept": 2, "dp')
+    (project.root / "stats/it1/curation.json").write_text('{"kept": 2, "dp')
     before = project.outputs()
-    assert_fails(project.stage("train", "--iteration", "it1"), "metrics/it1/curation.json: not valid JSON")
+    assert_fails(project.stage("train", "--iteration", "it1"), "stats/it1/curation.json: not valid JSON")
     assert_untouched(project, before)
 
 

@@ -62,13 +62,13 @@ def test_patched_writer_full_disk_on_a_metrics_file(project):
     project.write_judgments()
     before = project.outputs()
     err = assert_fails(project.stage("curate", "--iteration", "it1", inject=HALF_JSON_THEN_ENOSPC),
-                       "cannot write metrics/it1/curation.json", "No space left on device")
+                       "cannot write stats/it1/curation.json", "No space left on device")
     assert "Traceback" not in err
     after = project.outputs()
-    assert "metrics/it1/curation.json" not in after and project.temporaries() == []
+    assert "stats/it1/curation.json" not in after and project.temporaries() == []
     assert {k: v for k, v in after.items() if k in before} == before  # inputs untouched
     assert_ok(project.stage("curate", "--iteration", "it1"))
-    assert (project.root / "metrics/it1/curation.json").exists()
+    assert (project.root / "stats/it1/curation.json").exists()
 
 
 def _unshare_ok() -> bool:

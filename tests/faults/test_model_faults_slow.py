@@ -114,7 +114,7 @@ def test_train_killed_mid_run_leaves_no_model_and_reruns(project, seed_model):
     assert (project.root / "models/it1/model.safetensors").exists()
     card = json.loads((project.root / "models/it1/judgeloop_manifest.json").read_text())
     assert card["kind"] == "trained" and card["hyperparameters"]["max_steps"] == 3
-    assert json.loads((project.root / "metrics/it1/train.json").read_text())["steps"] == 3
+    assert json.loads((project.root / "stats/it1/train.json").read_text())["steps"] == 3
     assert not stale.exists() and project.temporaries() == []
     assert "up to date" in dvc(project, "status").stdout.lower()
 

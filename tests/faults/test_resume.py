@@ -64,7 +64,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, seed_model):
     proc = judge_cmd(ref)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
-    total = read_json(ref / "metrics/it1/judge.json")["throughput"]["shards"]
+    total = read_json(ref / "stats/it1/judge.json")["throughput"]["shards"]
     assert total == 4  # 4 pairs x 2 orders = 8 requests, 2 per shard
 
     run = make_project(tmp_path / "run", seed_model, "cache")
@@ -83,7 +83,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, seed_model):
     proc = judge_cmd(run)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]
-    stats = read_json(run / "metrics/it1/judge.json")["throughput"]
+    stats = read_json(run / "stats/it1/judge.json")["throughput"]
     assert stats["shards_cached"] == done_before
     assert stats["shards_generated"] == total - done_before  # only unfinished shards, the one in flight among them
 

@@ -44,12 +44,12 @@ class TransformersBackend(Backend):
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").exists():
             raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json); run the stage that makes it")
-        import torch
-
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         self.cfg = cfg
         self.device, self.dtype = pick_device_dtype(cfg)
+        if self.device == "cpu":
+            from ..hardware import set_torch_threads
+
+            self.threads = set_torch_threads(cfg.threads, "generation")
         self.model_name, self.model_hash = model_identity(model_dir)
         t0 = time.time()
         model, self.tok = load_checkpoint(model_dir, self.dtype)
