@@ -50,15 +50,20 @@ def project(tmp_path_factory) -> Path:
         (work / "llmbar.json").write_text(json.dumps(LLMBAR_FALLBACK))
     (work / "eval-sets.yaml").write_text(yaml.safe_dump({"evaluation": {"sets": [
         {"name": "llmbar-natural", "format": "llmbar", "path": "llmbar.json", "limit": 2}]}}))
-    for preset in ("smoke", "eval-sets.yaml"):
+    for preset in ("smoke", str(work / "eval-sets.yaml")):
         assert cli_main(["preset", preset, "--root", str(work)]) == 0
-    subprocess.run(["git", "add", "-A"], cwd=work, check=True)
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke params"], cwd=work, check=True)
+    commit(work, "smoke params")
     run_command, _ = readme_commands()
     run = sh(run_command, work)
     (work / "repro.log").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    commit(work, "smoke run")  # dvc.lock and the metrics, as a DVC user commits a run
     return work
+
+
+def commit(work: Path, message: str) -> None:
+    subprocess.run(["git", "add", "-A"], cwd=work, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message, "--allow-empty"], cwd=work, check=True)
 
 
 def test_readme_run_command_ran_every_stage(project: Path):
@@ -114,15 +119,54 @@ def test_iteration_chain_and_eval_metrics(project: Path):
         assert set(ev["sets"]) == {"synthetic", "llmbar-natural"}
         s = ev["sets"]["llmbar-natural"]
         assert s["n_examples"] == 2 and 0 <= s["accuracy"] <= 1 and 0 <= s["parse_rate"] <= 1
-        metrics = json.loads((project / f"metrics/{m}/eval.json").read_text())
-        assert metrics["llmbar-natural"] == {"accuracy": s["accuracy"], "parse_rate": s["parse_rate"], "a_share": s["a_rate"],
-                                             "consistency": s["position_consistency"], "n": 2}
+        metrics = json.loads((project / f"metrics/{m}/eval.json").read_text())[m]
+        assert metrics["llmbar-natural"] == {"acc": s["accuracy"], "parse": s["parse_rate"], "a_share": s["a_rate"],
+                                             "consist": s["position_consistency"], "n": 2}
+        assert metrics["n"] == ev["sets"]["synthetic"]["n_examples"]
 
 
 def test_second_repro_is_noop(project: Path):
     status = dvc("status", cwd=project)
     assert status.returncode == 0
     assert "up to date" in status.stdout.lower(), status.stdout
+
+
+def test_dvc_metrics_show_is_a_few_named_numbers(project: Path):
+    res = dvc("metrics", "show", cwd=project)
+    assert res.returncode == 0, res.stderr
+    header = res.stdout.splitlines()[0].split()
+    for col in ("it0.acc", "it1.parse", "it2.a_share", "it2.consist", "it1.n", "it1.llmbar-natural.acc",
+                "it1.judged", "it2.kept", "it2.keep_rate", "it1.loss", "it2.ex_per_s"):
+        assert col in header, (col, header)
+    assert len(header) == 1 + 3 * 10 + 2 * 5, header  # Path; per judge 5 x 2 sets; per iteration 5
+    assert "throughput" not in res.stdout and "scoring_rule" not in res.stdout
+
+
+def test_dvc_plots_show_accuracy_and_parse_rate_per_judge(project: Path):
+    res = dvc("plots", "show", "--json", cwd=project)
+    assert res.returncode == 0, res.stderr
+    plots = json.loads(res.stdout)["data"]
+    for set_name in ("synthetic", "llmbar-natural"):
+        rows = plots[f"reports/plots/judges/{set_name}.json"][0]["content"]["data"]["values"]
+        fields = {r["field"] for r in rows}
+        assert fields == {"accuracy", "parse_rate"}, fields
+        assert sorted({r["judge"] for r in rows}) == ["it0", "it1", "it2"]
+
+
+def test_editing_an_evaluation_set_reruns_its_evaluation(project: Path):
+    path = project / "llmbar.json"
+    original = path.read_text()
+    data = json.loads(original)
+    data[0]["label"] = 3 - data[0]["label"]  # a relabelled example
+    path.write_text(json.dumps(data))
+    try:
+        dry = dvc("repro", "--dry", cwd=project)
+        assert dry.returncode == 0, dry.stderr
+        ran = [line.split("'")[1] for line in dry.stdout.splitlines() if line.startswith("Running stage")]
+        assert sorted(ran) == ["evalset@0", "evaluate@it0", "evaluate@it1", "evaluate@it2", "report"], ran
+    finally:
+        path.write_text(original)
+    assert "up to date" in dvc("status", cwd=project).stdout.lower()
 
 
 def test_it2_only_param_reruns_only_it2(project: Path):
@@ -173,8 +217,15 @@ def test_pairwise_dpo_experiment(project: Path):
             assert card["algo"] == "dpo" and card["dpo"]["beta"] == 0.1 and card["dpo"]["nll_weight"] == 1.5
             train = json.loads((project / f"stats/{it}/train.json").read_text())
             assert train["algo"] == "dpo" and train["train_loss"] > 0
-            assert json.loads((project / f"metrics/{it}/train.json").read_text())["train_loss"] == round(train["train_loss"], 4)
+            assert json.loads((project / f"metrics/{it}/train.json").read_text())[it]["loss"] == round(train["train_loss"], 4)
         assert json.loads((project / "stats/it2/eval.json").read_text())["sets"]["synthetic"]["n_judgments"] > 0
+        # baseline and experiment side by side, as `dvc exp show` prints them in a 200-column terminal
+        show = sh("source .venv/bin/activate && dvc exp show --only-changed --no-pager", project, timeout=600, COLUMNS="200")
+        (project / "exp-show.txt").write_text(show.stdout)
+        assert show.returncode == 0, show.stderr
+        assert max(len(line) for line in show.stdout.splitlines()) <= 200, show.stdout
+        header = next(line for line in show.stdout.splitlines() if "Experiment" in line)
+        assert "it1.acc" in header and "metrics/" not in header, show.stdout
     finally:  # back to the committed pairwise run for the tests after this one
         subprocess.run(["git", "checkout", "--", "."], cwd=project, check=True)
         assert dvc("checkout", "--force", cwd=project).returncode == 0
@@ -182,8 +233,7 @@ def test_pairwise_dpo_experiment(project: Path):
 
 def test_likert_and_dpo_experiment(project: Path):
     """`dvc exp run -S method=likert -S training.algo=dpo`: Self-Rationalization, two iterations."""
-    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-    subprocess.run(["git", "commit", "-qm", "pairwise run"], cwd=project, check=True)
+    commit(project, "pairwise run")
     run = dvc("exp", "run", "-S", "method=likert", "-S", "training.algo=dpo", cwd=project)
     (project / "exp.log").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]

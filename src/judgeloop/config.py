@@ -233,11 +233,12 @@ class EvalSet(_Model):
     llmbar: JSON list of {input, output_1, output_2, label} (LLMBar, processed
     MT-Bench human judgments, FairEval, LLMEval^2); pairwise: JSONL/Parquet of
     {prompt, chosen, rejected[, subset, id]}; rewardbench: a local
-    Parquet/JSONL with RewardBench's columns, or a `datasets` id
-    (allenai/reward-bench) where a hub is reachable.
+    Parquet/JSONL with RewardBench's columns, or a folder with the hub
+    dataset's layout. `path` is a DVC dependency (the `evalset` stage), so it
+    is local; `name` names files (data/evalsets/NAME.parquet).
     """
 
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     format: Literal["llmbar", "pairwise", "rewardbench"]
     path: str
     split: str = "filtered"  # rewardbench `datasets` split
@@ -258,6 +259,15 @@ class EvaluationConfig(_Model):
     temperature: float = Field(0.7, gt=0.0)  # for samples > 1; a single sample is greedy
     order_seed: int = 0
     sets: list[EvalSet] = []
+
+    @field_validator("sets")
+    @classmethod
+    def _distinct_names(cls, sets: list[EvalSet]) -> list[EvalSet]:
+        names = [s.name for s in sets]
+        dupes = sorted({n for n in names if names.count(n) > 1} | ({"synthetic"} & set(names)))
+        if dupes:
+            raise ValueError(f"set names must be distinct and not 'synthetic' (the held-out pairs): {dupes}")
+        return sets
 
 
 class RubricSource(_Model):

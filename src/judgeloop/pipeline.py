@@ -283,7 +283,7 @@ def _write_curation(it: str, funnel: dict[str, Any], trained_on: dict[str, Any])
     from .metrics import curation_metrics
 
     write_json(funnel, STATS / it / "curation.json")
-    write_json(curation_metrics(trained_on), METRICS / it / "curation.json")
+    write_json(curation_metrics(it, trained_on), METRICS / it / "curation.json")
 
 
 def run_validate(params: Params, args: Any) -> None:
@@ -349,7 +349,7 @@ def run_train(params: Params, args: Any) -> None:
         from .metrics import train_metrics
 
         write_json(metrics | {"algo": cfg.algo}, STATS / it / "train.json")
-        write_json(train_metrics(metrics), METRICS / it / "train.json")
+        write_json(train_metrics(it, metrics), METRICS / it / "train.json")
 
 
 def run_evaluate(params: Params, args: Any) -> None:
@@ -388,7 +388,7 @@ def _write_eval(name: str, method: str, sets: dict[str, Any], throughput: dict[s
     from .metrics import eval_metrics
 
     write_json({"model": name, "method": method, "sets": sets, "throughput": throughput}, STATS / name / "eval.json")
-    write_json(eval_metrics(sets, method), METRICS / name / "eval.json")
+    write_json(eval_metrics(name, sets, method), METRICS / name / "eval.json")
 
 
 def run_report(params: Params, args: Any) -> None:
