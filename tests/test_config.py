@@ -306,6 +306,10 @@ def test_duplicate_eval_set_names(data):
     s = {"name": "x", "format": "llmbar", "path": "a.json"}
     data["evaluation"]["sets"] = [s, dict(s, path="b.json")]
     assert "evaluation.sets names must be unique" in config_error(data)
+    data["evaluation"]["sets"] = [dict(s, name="synthetic")]
+    assert "not 'synthetic'" in config_error(data)
+    data["evaluation"]["sets"] = [dict(s, name="../x")]
+    assert "evaluation.sets.0.name" in config_error(data)
 
 
 # --- per-iteration overrides -------------------------------------------------------
@@ -331,7 +335,7 @@ def test_curation_and_training_overrides(data):
     assert p.curation_for("it2").per == "pair_order"  # the shipped default
     assert p.training_for("it1").init == "previous"
     assert p.training_for("it1").epochs == 2
-    assert p.training_for("it2").init == "seed"
+    assert p.training_for("it2").init == "auto"  # the shipped default
 
 
 def test_invalid_override_value_names_the_key(data):
@@ -402,3 +406,18 @@ def test_stable_hash_ignores_key_order():
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
     assert stable_hash({"a": 1}) != stable_hash({"a": 2})
     assert len(stable_hash({"a": 1}, n=8)) == 8
+
+
+def test_init_follows_the_method_unless_set():
+    import yaml
+
+    from judgeloop.config import parse_params
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert base["training"]["init"] == "auto"
+    pairwise = parse_params(base)
+    assert [pairwise.init_model(it) for it in ("it1", "it2")] == ["it0", "it0"]  # Self-Taught Evaluator: from the seed
+    likert = parse_params(base | {"method": "likert"})
+    assert [likert.init_model(it) for it in ("it1", "it2")] == ["it0", "it1"]  # Self-Rationalization: iterative
+    explicit = parse_params(base | {"method": "likert", "training": base["training"] | {"init": "seed"}})
+    assert explicit.init_model("it2") == "it0"

@@ -143,3 +143,40 @@ def test_metrics_unscored_and_constant():
     assert m["n_scored"] == 2 and m["exact"] == pytest.approx(1 / 3, abs=1e-4) and m["within_1"] == pytest.approx(2 / 3, abs=1e-4)
     assert m["pearson"] is None  # predictions constant: correlation undefined, not 0
     assert m["parse_rate"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+class _MetaBackend:
+    """A meta-judge engine: `prefers` picks the rationale it votes for, given (A text, B text)."""
+
+    model_name, model_hash = "scripted", "0"
+
+    def __init__(self, prefers):
+        self.prefers = prefers
+
+    def generate(self, requests, desc=""):
+        from judgeloop.backends import Completion
+
+        out = []
+        for r in requests:
+            text = r.messages[0]["content"]
+            a = text.split("[Rationale A]\n")[1].split("\n\n[Rationale B]")[0]
+            b = text.split("[Rationale B]\n")[1].split("\n\nEnd with")[0]
+            out.append([Completion(r.request_id, 0, f"[[{self.prefers(a, b)}]]", 5, 3, "stop")])
+        return out
+
+    def choice_logprobs(self, contexts, choices):
+        raise AssertionError("every meta verdict here is parsed")
+
+
+def test_meta_judge_sees_both_orders():
+    from judgeloop.likert import make_meta_judge
+
+    cands = [{"judgment_id": f"it1:i:{k}", "text": t} for k, t in enumerate(["weak rationale", "good rationale"])]
+    # a judge that prefers the good rationale wherever it is shown picks it, even as the challenger
+    pick = make_meta_judge(_MetaBackend(lambda a, b: "A" if "good" in a else "B"))
+    assert pick(ITEM, cands)["text"] == "good rationale"
+    assert pick(ITEM, cands[::-1])["text"] == "good rationale"
+    # a judge that always says A has no preference: the incumbent does not win by position; seeded draws decide
+    winners = {make_meta_judge(_MetaBackend(lambda a, b: "A"), seed=s)(ITEM, cands)["text"] for s in range(16)}
+    assert winners == {"weak rationale", "good rationale"}
+    assert make_meta_judge(_MetaBackend(lambda a, b: "A"), seed=3)(ITEM, cands) == make_meta_judge(_MetaBackend(lambda a, b: "A"), seed=3)(ITEM, cands)

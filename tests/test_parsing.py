@@ -123,14 +123,26 @@ def test_verdict_only_in_fenced_code_is_none():
     assert parse_verdict("```\n[[A]]\n```") == Verdict(None, "none")
 
 
-def test_verdict_inside_inline_code_ignored():
+def test_verdict_in_backticks_is_a_verdict():
+    assert parse_verdict("Final verdict: `[[B]]`") == Verdict("B", "ok")
     assert parse_verdict("The format is `[[A]]` or `[[B]]`. Final verdict: [[B]]") == Verdict("B", "ok")
-    assert parse_verdict("Write `[[A]]` at the end.") == Verdict(None, "none")
 
 
-def test_verdict_unterminated_fence_hides_the_rest():
-    assert parse_verdict("Final verdict: [[A]]\n```\ncode [[B]] never closed") == Verdict("A", "ok")
-    assert parse_verdict("```\ncode [[B]] never closed", finish_reason="length") == Verdict(None, "truncated")
+def test_verdict_after_an_unclosed_fence_is_a_verdict():
+    text = "Response A's code:\n```python\ndef f(x):\n    return x\n\nA answers the question. Final verdict: [[A]]"
+    assert parse_verdict(text) == Verdict("A", "ok")
+    # an unclosed fence hides nothing, so a marker on each side is ambiguous
+    assert parse_verdict("Final verdict: [[A]]\n```\ncode [[B]] never closed") == Verdict(None, "both")
+
+
+@pytest.mark.parametrize("text", [
+    'End with your final verdict in exactly this form: "[[A]]" if Response A',  # truncated echo of the format line
+    "I will output [[A]] if",
+    'output "[[A]]" if Response A is better, or "[[B]]" if Response B is better.',
+])
+def test_echo_of_the_answer_format_is_not_a_verdict(text):
+    assert parse_verdict(text, finish_reason="length") == Verdict(None, "truncated")
+    assert parse_verdict(text + "\nFinal verdict: [[B]]") == Verdict("B", "ok")
 
 
 def test_verdict_inline_code_does_not_span_lines():

@@ -200,7 +200,10 @@ class DpoConfig(_Model):
 
 class TrainingConfig(_Model):
     algo: Literal["sft", "dpo", "sft_then_dpo"] = "sft"
-    init: Literal["seed", "previous"] = "seed"  # paper: each iteration restarts from seed
+    # seed: every iteration restarts from the seed model (Self-Taught Evaluator);
+    # previous: from the previous iteration's judge (Self-Rationalization's
+    # iterative DPO); auto: seed for method pairwise, previous for likert
+    init: Literal["auto", "seed", "previous"] = "auto"
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1)  # -1: use epochs
     learning_rate: float = Field(1e-5, gt=0.0)
@@ -212,6 +215,9 @@ class TrainingConfig(_Model):
     # TRL turns it on by default; it trades compute for memory, which a
     # 135M model on CPU does not need.
     gradient_checkpointing: bool = False
+    # compute dtype over fp32 master weights: auto = bf16 (fp16 without bf16) on
+    # GPUs, fp32 on CPU; bf16 on CPU runs torch's CPU autocast
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = 0
     lora: LoraConfig = LoraConfig()
     dpo: DpoConfig = DpoConfig()
@@ -259,15 +265,6 @@ class EvaluationConfig(_Model):
     temperature: float = Field(0.7, gt=0.0)  # for samples > 1; a single sample is greedy
     order_seed: int = 0
     sets: list[EvalSet] = []
-
-    @field_validator("sets")
-    @classmethod
-    def _distinct_names(cls, sets: list[EvalSet]) -> list[EvalSet]:
-        names = [s.name for s in sets]
-        dupes = sorted({n for n in names if names.count(n) > 1} | ({"synthetic"} & set(names)))
-        if dupes:
-            raise ValueError(f"set names must be distinct and not 'synthetic' (the held-out pairs): {dupes}")
-        return sets
 
 
 class RubricSource(_Model):
@@ -378,8 +375,8 @@ class Params(_Model):
                     f"evaluation.models has {m!r}; allowed: it0 or an iteration name {list(self.iterations)}"
                 )
         names = [s.name for s in self.evaluation.sets]
-        if len(set(names)) != len(names):
-            raise ValueError(f"evaluation.sets names must be unique, got {names}")
+        if len(set(names)) != len(names) or "synthetic" in names:
+            raise ValueError(f"evaluation.sets names must be unique and not 'synthetic' (the held-out pairs), got {names}")
         for name in self.iterations:
             self.judging_for(name)  # validate overrides eagerly
             self.curation_for(name)
@@ -405,6 +402,13 @@ class Params(_Model):
     def training_for(self, iteration: str) -> TrainingConfig:
         o = self.iterations[iteration].overrides.training
         return self._merged(self.training, o, f"iterations.{iteration}.overrides.training")
+
+    def init_model(self, iteration: str) -> str:
+        """The model `iteration` trains from: it0 (the seed) or its `prev` (see TrainingConfig.init)."""
+        init = self.training_for(iteration).init
+        if init == "auto":
+            init = "previous" if self.method == "likert" else "seed"
+        return "it0" if init == "seed" else self.iterations[iteration].prev
 
     def eval_models(self) -> list[str]:
         return self.evaluation.models if self.evaluation.models is not None else ["it0", *self.iterations]

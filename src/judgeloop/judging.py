@@ -92,6 +92,10 @@ def restricted_probs(logprobs: dict[str, float], temperature: float = 1.0) -> tu
     return p["A"], p["B"]
 
 
+# parse statuses a forced verdict may replace: the judge wrote no verdict at all
+FORCEABLE = ("none", "truncated")
+
+
 def forced_choice(logprobs: dict[str, float], temperature: float, rng_key: str) -> tuple[str, dict[str, float]] | None:
     """The forced fallback's pick among single-token choices (verdicts or scores).
 
@@ -155,7 +159,8 @@ def judge_items(
             )
     by_key = {r.request_id: r for r in requests}
     if fallback == "forced":
-        todo = [r for r in rows if r.verdict is None]
+        # never for a text with both markers: it took a side twice, and its text could not be trained on
+        todo = [r for r in rows if r.verdict is None and r.parse_status in FORCEABLE]
         if todo:
             log.info("%s: forcing a verdict for %d/%d judgments without a parseable one", desc, len(todo), len(rows))
             contexts = [

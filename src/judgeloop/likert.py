@@ -17,6 +17,8 @@ synthetic gold).
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import random
 import re
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import Backend, Request, Sampling
-from .judging import forced_choice
+from .judging import FORCEABLE, forced_choice
 from .loaders import InputError, read_jsonl, read_parquet_rows
 from .pairs import request_seed
 from .prompts import assign_split, split_u
@@ -363,22 +365,34 @@ META_PROMPT = """Two graders wrote a rationale for the same score of the same re
 End with "[[A]]" or "[[B]]"."""
 
 
-def make_meta_judge(backend: Backend, max_tokens: int = 64):
-    """Pairwise tie-break: a knockout over the tied rationales, greedy with a forced verdict."""
+def make_meta_judge(backend: Backend, max_tokens: int = 64, seed: int = 0):
+    """Pairwise tie-break: a knockout over the tied rationales, greedy with a forced verdict.
+
+    Each comparison is judged in both orders; a candidate that wins both
+    stays or takes over, and a split (the judge just picked a position) is
+    settled by a draw seeded with (seed, both judgment ids)."""
     from .parsing import parse_verdict
     from .templates import FORCED_VERDICT_CONTINUATION
+
+    def verdict(item: RubricItem, first: dict[str, Any], second: dict[str, Any]) -> str | None:
+        msgs = ({"role": "user", "content": META_PROMPT.format(instruction=item.instruction, response=item.response,
+                                                               criteria=item.criteria, a=first["text"], b=second["text"])},)
+        rid = f"meta:{first['judgment_id']}|{second['judgment_id']}"
+        out = backend.generate([Request(rid, msgs, Sampling(0.0, 1.0, max_tokens, 1, 0))])[0][0]
+        v = parse_verdict(out.text, out.finish_reason)
+        if v.verdict is None and v.status in FORCEABLE:
+            lp = backend.choice_logprobs([(msgs, out.text.rstrip() + FORCED_VERDICT_CONTINUATION)], ["A", "B"])[0]
+            return "A" if lp["A"] >= lp["B"] else "B"
+        return v.verdict
 
     def pick(item: RubricItem, cands: list[dict[str, Any]]) -> dict[str, Any]:
         best = cands[0]
         for other in cands[1:]:
-            msgs = ({"role": "user", "content": META_PROMPT.format(instruction=item.instruction, response=item.response,
-                                                                   criteria=item.criteria, a=best["text"], b=other["text"])},)
-            out = backend.generate([Request(f"meta:{best['judgment_id']}|{other['judgment_id']}", msgs, Sampling(0.0, 1.0, max_tokens, 1, 0))])[0][0]
-            v = parse_verdict(out.text, out.finish_reason).verdict
-            if v is None:
-                lp = backend.choice_logprobs([(msgs, out.text.rstrip() + FORCED_VERDICT_CONTINUATION)], ["A", "B"])[0]
-                v = "A" if lp["A"] >= lp["B"] else "B"
-            best = best if v == "A" else other
+            votes_best = (verdict(item, best, other) == "A") + (verdict(item, other, best) == "B")
+            if votes_best == 1:  # split: no preference beyond position
+                draw = hashlib.sha256(f"{seed}:{best['judgment_id']}:{other['judgment_id']}".encode()).digest()[0]
+                votes_best = 2 if draw % 2 else 0
+            best = best if votes_best == 2 else other
         return best
 
     return pick

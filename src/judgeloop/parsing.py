@@ -48,8 +48,10 @@ def parse_tagged(text: str, open_tag: str, close_tag: str, finish_reason: str, p
 # Pairwise verdicts
 
 VERDICT_RE = re.compile(r"\[\[([AB])\]\]")
-_FENCE_RE = re.compile(r"```.*?(?:```|\Z)", re.S)
-_INLINE_CODE_RE = re.compile(r"`[^`\n]*`")
+# a closed code block (a response quoted by the judge); an unclosed fence hides nothing
+_CLOSED_FENCE_RE = re.compile(r"```.*?```", re.S)
+# the answer format echoed back, e.g. '"[[A]]" if Response A is better, or "[[B]]" if ...'
+_FORMAT_ECHO_RE = re.compile(r"\[\[[AB]\]\][\"'`\u201d]?\s*(?:if|or)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,13 @@ class Verdict:
 def parse_verdict(text: str, finish_reason: str = "stop") -> Verdict:
     """Exactly one of `[[A]]` / `[[B]]` (possibly repeated) is a verdict.
 
-    Markers quoted inside code (fenced blocks or inline backticks) are not
-    verdicts. Both present -> `both`; neither -> `none`, or `truncated` when
-    the text was cut by the token limit.
+    Not verdicts: markers inside a closed code block, and the answer format
+    echoed back ("[[A]]" if ..., [[A]] or [[B]]). A marker in inline
+    backticks is one (`[[A]]`), and so is a marker after a code fence that
+    was never closed. Both present -> `both`; neither -> `none`, or
+    `truncated` when the text was cut by the token limit.
     """
-    visible = _INLINE_CODE_RE.sub(" ", _FENCE_RE.sub(" ", text))
+    visible = _FORMAT_ECHO_RE.sub(" ", _CLOSED_FENCE_RE.sub(" ", text))
     found = set(VERDICT_RE.findall(visible))
     if len(found) == 1:
         return Verdict(found.pop(), "ok")

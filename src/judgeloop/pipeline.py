@@ -149,7 +149,8 @@ def _curate_likert(params: Params, it: str) -> None:
     if lk.tie_break == "meta_judge":
         from .backends import make_backend
 
-        meta = make_meta_judge(make_backend(model_dir(params.iterations[it].prev), params.generation), lk.meta_judge_max_tokens)
+        meta = make_meta_judge(make_backend(model_dir(params.iterations[it].prev), params.generation), lk.meta_judge_max_tokens,
+                               seed=cfg.seed)
     dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta)
     write_parquet(to_table("dpo", dpo), DATA / it / "dpo.parquet")
     write_parquet(to_table("sft", sft), DATA / it / "sft.parquet")
@@ -320,7 +321,7 @@ def run_train(params: Params, args: Any) -> None:
         log.info("train@%s: %s", it, " ".join(cmd))
         subprocess.run(cmd, check=True)
         return
-    init = "it0" if cfg.init == "seed" else params.iterations[it].prev
+    init = params.init_model(it)
     funnel = read_json(STATS / it / "curation.json")
 
     def rows_of(kind: str) -> list[dict[str, Any]]:

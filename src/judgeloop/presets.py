@@ -10,6 +10,7 @@ changed. `dvc repro` or `dvc exp run` then runs with it.
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,17 @@ def _merge(base: Any, overlay: dict[str, Any], prefix: str, changed: list[str]) 
             changed.append(where)
 
 
+def _float(representer: Any, x: float) -> Any:
+    """1.0e-06, not ruamel's 1e-06, which YAML 1.1 readers (PyYAML, and so DVC's params) take for a string."""
+    if math.isfinite(x):
+        text = repr(x)
+        mantissa, _, exponent = text.partition("e")
+        if exponent and "." not in mantissa:
+            text = f"{mantissa}.0e{exponent}"
+        return representer.represent_scalar("tag:yaml.org,2002:float", text)
+    return representer.represent_float(x)
+
+
 def apply_preset(name: str, root: str | Path = ".", params_file: str = "params.yaml") -> list[str]:
     """Merge the preset into params.yaml; returns the dotted keys that changed."""
     from ruamel.yaml import YAML
@@ -63,6 +75,7 @@ def apply_preset(name: str, root: str | Path = ".", params_file: str = "params.y
     rt.width = 4096
     rt.indent(mapping=2, sequence=4, offset=2)  # params.yaml's own style
     rt.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    rt.representer.add_representer(float, _float)
     data = rt.load(target.read_text(encoding="utf-8"))
     changed: list[str] = []
     _merge(data, overlay, "", changed)

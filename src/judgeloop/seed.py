@@ -140,12 +140,16 @@ def _one_line(e: BaseException, limit: int = 400) -> str:
     return f"{type(e).__name__}: {text}".rstrip(": ")
 
 
-def save_model(model: Any, tok: Any, out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Save a checkpoint + tokenizer + manifest atomically (temp dir, then rename)."""
+def save_model(model: Any, tok: Any, out_dir: str | Path, manifest: dict[str, Any],
+               state_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save a checkpoint + tokenizer + manifest atomically (temp dir, then rename).
+
+    `state_dict`: the weights to write instead of `model`'s own (a distributed
+    run's gathered weights; `model` then gives the config)."""
     out_dir = Path(out_dir)
     with atomic_path(out_dir, suffix=".dir") as tmp:
         tmp.unlink()
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tok.save_pretrained(tmp)
         weights = sorted(tmp.glob("*.safetensors"))
         # no timestamp: the same weights give the same bytes, so DVC sees an unchanged output

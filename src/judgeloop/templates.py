@@ -28,14 +28,17 @@ MODIFY_DEMOS = (
 )
 
 # -- judge: pairwise comparison ------------------------------------------------
+# It names no property of how the synthetic pairs are made (y_l answers a
+# modified instruction): a judge told that would score well on them, and on
+# LLMBar-Adversarial, without judging better.
 
 JUDGE_PROMPT = """Act as an impartial judge of two AI assistant responses to the same user instruction. Decide which response follows the instruction better and answers it more correctly and helpfully.
 
 Work in this order:
-1. Look for obvious and subtle mistakes in each response: wrong facts or numbers, ignored constraints, answering a different question than the one asked.
+1. Look for obvious and subtle mistakes in each response: wrong facts or numbers, ignored or misread constraints.
 2. Write down two or three criteria that a good answer to this particular instruction must meet.
 3. Check Response A and Response B against those criteria.
-4. Decide which one is better. Do not let the order of the responses, their length, or any names influence you; an answer to a slightly different question is worse than a correct answer to this one.
+4. Decide which one is better. Do not let the order of the responses, their length, or any names influence you.
 
 End with your final verdict in exactly this form: "[[A]]" if Response A is better, or "[[B]]" if Response B is better.
 

@@ -2,9 +2,10 @@
 
 The dataset is conversational prompt-completion (the judge prompt as the user
 turn, the kept judgment as the assistant turn), so TRL computes the loss on
-the judgment tokens only (`completion_only_loss`). On CPU, training runs in
-fp32 (`use_cpu=True, bf16=False`): TRL defaults to bf16, which is ~40x slower
-on CPUs without AMX.
+the judgment tokens only (`completion_only_loss`). Weights are fp32;
+`training.precision` chooses the compute dtype (auto: bf16 autocast on GPUs
+that have it, fp32 on CPU, where TRL's bf16 default is ~40x slower without
+AMX).
 """
 
 from __future__ import annotations
@@ -21,23 +22,28 @@ from .seed import load_checkpoint, model_identity, save_model
 log = logging.getLogger(__name__)
 
 
-def _precision() -> dict[str, Any]:
+def _precision(cfg: TrainingConfig) -> dict[str, Any]:
+    """TrainingArguments' precision flags. The weights stay fp32 whatever the compute
+    dtype (_load): bf16/fp16 is autocast over fp32 master weights, because bf16
+    weights lose AdamW updates below ~1/256 of a weight (most of them at lr 1e-6)."""
     import torch
 
-    if torch.cuda.is_available():
-        bf16 = torch.cuda.is_bf16_supported()
-        return {"use_cpu": False, "bf16": bf16, "fp16": not bf16}
-    from .hardware import set_torch_threads
+    cuda = torch.cuda.is_available()
+    mode = cfg.precision
+    if mode == "auto":  # bf16 mixed precision on GPUs that have it; fp32 on CPU (no AMX: bf16 ~40x slower)
+        mode = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if not cuda:
+        from .hardware import set_torch_threads
 
-    set_torch_threads(None, "training", knob=None)
-    return {"use_cpu": True, "bf16": False, "fp16": False}
+        set_torch_threads(None, "training", knob=None)
+    return {"use_cpu": not cuda, "bf16": mode == "bf16", "fp16": mode == "fp16"}
 
 
 def _load(init_dir: str | Path, cfg: TrainingConfig) -> tuple[Any, Any, Any, dict[str, Any]]:
     import torch
 
-    prec = _precision()
-    model, tok = load_checkpoint(init_dir, torch.bfloat16 if prec["bf16"] else torch.float32, what="training init model")
+    prec = _precision(cfg)
+    model, tok = load_checkpoint(init_dir, torch.float32, what="training init model")  # fp32 master weights
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     peft_config = None
@@ -79,20 +85,26 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
     t0 = time.time()
     result = trainer.train()
     seconds = time.time() - t0
-    model = trainer.model
-    if cfg.lora.enabled:
-        model = model.merge_and_unload()
     history = [h for h in trainer.state.log_history if "loss" in h]
     init_name, init_hash = model_identity(init_dir)
-    if not trainer.accelerator.is_main_process:  # multi-process launch: rank 0 saves
+    acc = trainer.accelerator
+    if cfg.lora.enabled and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+        raise ValueError("training.lora with an FSDP or ZeRO-3 launch: merging sharded adapters is not supported; "
+                         "use DDP (configs/accelerate/ddp.yaml) or full fine-tuning")
+    # every rank takes part: under FSDP / ZeRO-3 this gathers the shards into full tensors
+    state_dict = acc.get_state_dict(trainer.model)
+    if not acc.is_main_process:  # multi-process launch: rank 0 writes the checkpoint
         return {"train_loss": result.training_loss, "steps": result.global_step}
-    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
-        model = trainer.accelerator.unwrap_model(model)
+    model = acc.unwrap_model(trainer.model)
+    if cfg.lora.enabled:
+        model = model.merge_and_unload()
+        state_dict = model.state_dict()
     manifest = save_model(
-        model.to(torch.float32),
+        model,
         tok,
         out_dir,
         {**card, "kind": "trained", "init": init_name, "init_hash": init_hash, "hyperparameters": cfg.model_dump()},
+        state_dict={k: v.to(torch.float32) for k, v in state_dict.items()},
     )
     log.info("trained %s on %d examples: %d steps, loss %.4f, %.1f s", out_dir, n, result.global_step, result.training_loss, seconds)
     # TRL logs the running count of tokens fed to the model (DPO: chosen + rejected)

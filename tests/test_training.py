@@ -1,0 +1,103 @@
+"""Training on a tiny random-weight model: the precision path and what is saved."""
+
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from judgeloop.config import TrainingConfig
+from judgeloop.training import train_sft
+
+ROWS = [{"prompt": "which answer is better A or B", "completion": "A is correct and B is wrong . Final verdict [[A]]"},
+        {"prompt": "which answer is better B or A", "completion": "B is good . Final verdict [[B]]"}]
+
+
+def _weights(d: Path) -> dict:
+    return {k: v for f in sorted(d.glob("*.safetensors")) for k, v in load_file(f).items()}
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_one_step_at_lr_1e6_changes_every_tensor(tiny_model, tmp_path, precision):
+    """bf16 compute keeps fp32 master weights: a 1e-6 step survives (bf16 weights would round it away)."""
+    cfg = TrainingConfig(max_steps=1, learning_rate=1e-6, batch_size=2, max_length=64, precision=precision)
+    out = tmp_path / "out"
+    metrics = train_sft(ROWS, tiny_model, out, cfg, {"name": "t"})
+    assert metrics["steps"] == 1
+    before, after = _weights(tiny_model), _weights(out)
+    assert set(before) <= set(after)
+    unchanged = [k for k in before if (after[k] == before[k]).all()]
+    assert unchanged == [], f"{precision}: tensors the step did not change: {unchanged}"
+    assert all(after[k].dtype.is_floating_point and after[k].element_size() == 4 for k in before)
+
+
+LAUNCHED = '''
+import json, sys
+from pathlib import Path
+
+import torch
+import judgeloop.training as training
+from judgeloop.config import TrainingConfig
+
+model_dir, out, dump = sys.argv[1:4]
+orig = training._run_and_save
+
+
+def spy(trainer, *args, **kwargs):  # each rank's trained weights, for the test to compare with the checkpoint
+    result = orig(trainer, *args, **kwargs)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    full = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in model.state_dict().items()}  # FSDP2 shards
+    torch.save({k: v.detach().cpu().float() for k, v in full.items()}, Path(dump) / f"rank{trainer.accelerator.process_index}.pt")
+    return result
+
+
+training._run_and_save = spy
+rows = json.loads(Path(dump, "rows.json").read_text())
+cfg = TrainingConfig(max_steps=2, learning_rate=1e-3, batch_size=1, max_length=64)
+print(json.dumps(training.train_sft(rows, model_dir, out, cfg, {"name": "t"})))
+'''
+
+# MULTI_GPU is accelerate's torchrun launcher; without CUDA the ranks join over gloo on the CPU
+# (distributed_type MULTI_CPU with use_cpu would start a single process unless mpirun is set up)
+LAUNCH = {
+    "ddp": "distributed_type: MULTI_GPU\n",
+    "fsdp": "distributed_type: FSDP\nfsdp_config: {fsdp_version: 2, fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP,"
+            " fsdp_state_dict_type: SHARDED_STATE_DICT, fsdp_reshard_after_forward: true}\n",
+}
+COMMON = "compute_environment: LOCAL_MACHINE\nnum_machines: 1\nnum_processes: 2\nmachine_rank: 0\nmixed_precision: 'no'\nuse_cpu: false\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launch", ["ddp", "fsdp"])
+def test_two_process_launch_saves_the_trained_weights(tiny_model, tmp_path, launch):
+    """`accelerate launch --num_processes 2` on CPU (gloo), DDP and FSDP2 with sharded weights: every rank
+    trains and takes part in saving; the checkpoint reloads and holds exactly the weights the ranks trained."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    (tmp_path / "run.py").write_text(LAUNCHED)
+    port = 29533 + ["ddp", "fsdp"].index(launch)
+    (tmp_path / "launch.yaml").write_text(COMMON + LAUNCH[launch] + f"main_process_port: {port}\n")
+    (tmp_path / "rows.json").write_text(json.dumps(ROWS * 2))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "launch.yaml"),
+                          str(tmp_path / "run.py"), str(tiny_model), str(out), str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count('"train_loss"') == 2, res.stdout  # both ranks trained
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    saved = _weights(out)
+    init = _weights(tiny_model)
+    for name, trained in ranks[0].items():
+        assert torch.equal(trained, ranks[1][name]), f"ranks disagree on {name}"
+        if name in saved:
+            assert torch.equal(saved[name], trained), f"checkpoint differs from the trained {name}"
+    assert any(not torch.equal(saved[k], init[k]) for k in init), "nothing was trained"
+    from judgeloop.seed import load_checkpoint
+
+    model, _ = load_checkpoint(out, "float32")
+    assert all(torch.equal(v, ranks[0][k]) for k, v in model.state_dict().items())
