@@ -101,3 +101,23 @@ def test_two_process_launch_saves_the_trained_weights(tiny_model, tmp_path, laun
 
     model, _ = load_checkpoint(out, "float32")
     assert all(torch.equal(v, ranks[0][k]) for k, v in model.state_dict().items())
+
+
+def test_examples_longer_than_max_length_are_dropped_and_counted_not_truncated(tiny_model, tmp_path):
+    """TRL would cut the verdict off the end of a long judgment; judgeloop drops such a row and says so."""
+    long_row = {"prompt": "which answer is better", "completion": "the answer is good . " * 40 + "Final verdict [[A]]"}
+    cfg = TrainingConfig(max_steps=1, learning_rate=1e-6, batch_size=2, max_length=64)
+    metrics = train_sft(ROWS + [long_row], tiny_model, tmp_path / "out", cfg, {"name": "t"})
+    assert metrics["too_long"] == 1 and metrics["examples"] == 2 and metrics["longest_tokens"] > 64
+    with pytest.raises(ValueError, match="all 1 examples are longer than training.max_length=64"):
+        train_sft([long_row], tiny_model, tmp_path / "out2", cfg, {"name": "t"})
+
+
+def test_dpo_pairs_that_do_not_fit_are_dropped(tiny_model, tmp_path):
+    from judgeloop.training import train_dpo
+
+    pair = {"prompt": "which answer is better", "chosen": "A is good . Final verdict [[A]]", "rejected": "B . [[B]]"}
+    long_pair = pair | {"rejected": "bad answer . " * 40 + "[[B]]"}
+    cfg = TrainingConfig(max_steps=1, learning_rate=1e-6, batch_size=1, max_length=64)
+    metrics = train_dpo([pair, long_pair], tiny_model, tmp_path / "out", cfg, {"name": "t"})
+    assert metrics["too_long"] == 1 and metrics["examples"] == 1

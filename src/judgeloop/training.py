@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,29 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
     }
 
 
+def _fitting(examples: list[dict[str, Any]], tok: Any, max_length: int, sides: tuple[str, ...], what: str
+             ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The examples whose prompt plus every side fits `max_length` tokens, and the count.
+
+    TRL would truncate the rest, cutting the verdict off a long judgment (or
+    drop a DPO row whose prompt alone is too long, silently); a row that does
+    not fit is dropped here instead, and counted in the training stats."""
+    def n_tokens(messages: list[dict[str, str]]) -> int:
+        ids = tok.apply_chat_template(messages, tokenize=True)
+        return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
+
+    lengths = [max(n_tokens(ex["prompt"] + ex[side]) for side in sides) for ex in examples]
+    kept = [ex for ex, n in zip(examples, lengths) if n <= max_length]
+    stats = {"too_long": len(examples) - len(kept), "longest_tokens": max(lengths, default=0)}
+    if stats["too_long"]:
+        log.warning("%s: %d of %d examples are longer than training.max_length=%d tokens (longest %d); dropped, not truncated",
+                    what, stats["too_long"], len(examples), max_length, stats["longest_tokens"])
+    if not kept:
+        raise ValueError(f"{what}: all {len(examples)} examples are longer than training.max_length={max_length} tokens "
+                         f"(longest {stats['longest_tokens']}); raise training.max_length")
+    return kept, stats
+
+
 def train_sft(
     rows: list[dict[str, Any]], init_dir: str | Path, out_dir: str | Path, cfg: TrainingConfig, card: dict[str, Any]
 ) -> dict[str, Any]:
@@ -132,17 +156,17 @@ def train_sft(
 
     if not rows:
         raise ValueError("no SFT examples (see the curation funnel)")
-    ds = Dataset.from_list(
-        [
-            {"prompt": [{"role": "user", "content": r["prompt"]}], "completion": [{"role": "assistant", "content": r["completion"]}]}
-            for r in rows
-        ]
-    )
+    examples = [
+        {"prompt": [{"role": "user", "content": r["prompt"]}], "completion": [{"role": "assistant", "content": r["completion"]}]}
+        for r in rows
+    ]
     model, tok, peft_config, prec = _load(init_dir, cfg)
+    examples, fit = _fitting(examples, tok, cfg.max_length, ("completion",), "SFT")
     with tempfile.TemporaryDirectory(prefix="judgeloop-sft-") as work:
         args = SFTConfig(completion_only_loss=True, **_trainer_args(cfg, work, prec))
-        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
-        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "sft"}, len(rows))
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok,
+                             peft_config=peft_config)
+        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "sft"}, len(examples)) | fit
 
 
 def train_dpo(
@@ -154,21 +178,22 @@ def train_dpo(
 
     if not rows:
         raise ValueError("no DPO pairs (see the curation funnel)")
-    ds = Dataset.from_list(
-        [
-            {
-                "prompt": [{"role": "user", "content": r["prompt"]}],
-                "chosen": [{"role": "assistant", "content": r["chosen"]}],
-                "rejected": [{"role": "assistant", "content": r["rejected"]}],
-            }
-            for r in rows
-        ]
-    )
+    examples = [
+        {
+            "prompt": [{"role": "user", "content": r["prompt"]}],
+            "chosen": [{"role": "assistant", "content": r["chosen"]}],
+            "rejected": [{"role": "assistant", "content": r["rejected"]}],
+        }
+        for r in rows
+    ]
     model, tok, peft_config, prec = _load(init_dir, cfg)
+    examples, fit = _fitting(examples, tok, cfg.max_length, ("chosen", "rejected"), "DPO")
     loss: dict[str, Any] = {"loss_type": ["sigmoid"], "loss_weights": [1.0]}
     if cfg.dpo.nll_weight > 0:  # DPO + NLL on the chosen judgment ("sft" loss in TRL)
         loss = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.dpo.nll_weight]}
     with tempfile.TemporaryDirectory(prefix="judgeloop-dpo-") as work:
         args = DPOConfig(beta=cfg.dpo.beta, **loss, **_trainer_args(cfg, work, prec))
-        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
-        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "dpo", "dpo": cfg.dpo.model_dump()}, len(rows))
+        trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(examples),
+                             processing_class=tok, peft_config=peft_config)
+        card = {**card, "algo": "dpo", "dpo": cfg.dpo.model_dump()}
+        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, card, len(examples)) | fit
