@@ -21,10 +21,11 @@ def J(item: str, order: str, verdict: str | None, source: str | None = "parsed")
     return Judged(item, order, 0, 0, "t", verdict, status, source if verdict else None, None, None, correct, 3, "stop", 1, 1)
 
 
-def test_score_rule_half_for_no_verdict():
+def test_score_rule_half_for_no_verdict_of_its_own():
     assert score(J("x", "wl", "A")) == 1.0
     assert score(J("x", "wl", "B")) == 0.0
     assert score(J("x", "lw", None, None)) == 0.5
+    assert score(J("x", "lw", "B", "forced")) == 0.5  # a forced verdict is not the judge's own
 
 
 def test_summary_hand_computed():
@@ -35,8 +36,10 @@ def test_summary_hand_computed():
     ]
     s = summarise(rows)
     assert s["n_examples"] == 3 and s["n_judgments"] == 6
-    assert s["accuracy"] == pytest.approx((1 + 1 + 1 + 0 + 0.5 + 1) / 6, abs=1e-4)
-    assert s["accuracy_by_order"] == {"lw": pytest.approx(2 / 3, abs=1e-4), "wl": pytest.approx(2.5 / 3, abs=1e-4)}
+    assert s["accuracy"] == pytest.approx((1 + 1 + 1 + 0 + 0.5 + 0.5) / 6, abs=1e-4)  # strict: forced = 0.5
+    assert s["accuracy_by_order"] == {"lw": pytest.approx(1.5 / 3, abs=1e-4), "wl": pytest.approx(2.5 / 3, abs=1e-4)}
+    assert s["accuracy_forced"] == pytest.approx((1 + 1 + 1 + 0 + 0.5 + 1) / 6, abs=1e-4)
+    assert s["accuracy_forced_by_order"] == {"lw": pytest.approx(2 / 3, abs=1e-4), "wl": pytest.approx(2.5 / 3, abs=1e-4)}
     assert s["position_consistency"] == pytest.approx(1 / 3, abs=1e-4)  # item 3 has no verdict in one order
     assert s["parse_rate"] == pytest.approx(4 / 6, abs=1e-4)
     assert s["forced_rate"] == pytest.approx(1 / 6, abs=1e-4)
@@ -114,3 +117,21 @@ def test_forced_fallback_without_the_tokens_gives_no_verdict_not_a_guess():
     rows = judge_items([PairwiseItem("x", "q", "good", "bad")], _NoTopKBackend(), Sampling(0.7, 0.9, 8, 2, 0), "forced", "t")
     assert len(rows) == 4 and all(r.verdict is None and r.correct is None and r.p_a is None for r in rows)
     assert summarise(rows)["accuracy"] == 0.5
+
+
+def test_majority_vote_gets_its_own_rewardbench_sections_and_forced_verdicts_do_not_vote():
+    from judgeloop.evaluation import evaluate_set
+    from judgeloop.judging import PairwiseItem
+
+    from test_judging import ScriptedBackend
+
+    items = [PairwiseItem("e1", "q", "good", "bad"), PairwiseItem("e2", "q", "good", "bad")]
+    subsets = {"e1": "alpacaeval-easy", "e2": "llmbar-natural"}
+    # every sample writes [[A]] or nothing; the engine forces A where nothing was written
+    backend = ScriptedBackend(["[[A]]", "no verdict", "[[A]]"])
+    _, summary = evaluate_set("rb", "rewardbench", items, subsets, backend, max_tokens=8, fallback="forced",
+                              orders_mode="both", samples=3)
+    assert summary["accuracy"] == pytest.approx((2 / 3 * 1 + 1 / 3 * 0.5 + 2 / 3 * 0 + 1 / 3 * 0.5) / 2)
+    assert summary["accuracy_forced"] is not None  # forced verdicts scored under their own name
+    majority = summary["majority"]
+    assert set(majority["rewardbench"]["all"]) >= {"overall"} and majority["majority_accuracy"] == pytest.approx(0.5)

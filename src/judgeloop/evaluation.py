@@ -1,10 +1,12 @@
 """Evaluate a judge on pairwise sets with known winners.
 
-Every example is judged greedily in both orders. Scoring rule, stated in
-every eval.json: a verdict for the better response scores 1, for the worse
-0, and no verdict 0.5 (never a guess). With the forced fallback every row has
-a verdict, so `parse_rate` (verdicts the judge wrote itself) is reported next
-to accuracy and the two are never mixed up.
+Every example is judged greedily in both orders. Scoring rule (the official
+one, stated in every summary): a verdict the judge wrote itself for the
+better response scores 1, for the worse 0, and anything else 0.5: no
+verdict, or a forced one (read from the next-token distribution), which is
+never a benchmark number. `accuracy_forced` scores forced verdicts as
+verdicts and is reported beside `accuracy` under its own name, with
+`parse_rate` (verdicts the judge wrote itself).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from .judging import Judged, PairwiseItem, judgment_fields
 from .loaders import InputError, _read_text, read_jsonl, read_parquet_rows
 
-SCORING_RULE = "1 = verdict for the better response, 0 = for the worse, 0.5 = no verdict (unparsed, fallback none)"
+SCORING_RULE = ("official: 1 = a verdict the judge wrote for the better response, 0 = for the worse, 0.5 = none of its own "
+                "(unparsed; forced verdicts count only in accuracy_forced)")
 
 
 def load_llmbar(path: str | Path, limit: int | None = None) -> list[PairwiseItem]:
@@ -60,6 +63,12 @@ def load_pairwise(path: str | Path, limit: int | None = None) -> tuple[list[Pair
 
 
 def score(j: Judged) -> float:
+    """The official rule: only a verdict the judge wrote counts."""
+    return float(j.correct) if j.verdict_source == "parsed" and j.correct is not None else 0.5
+
+
+def score_forced(j: Judged) -> float:
+    """Forced verdicts count as verdicts (for `accuracy_forced` only)."""
     return 0.5 if j.correct is None else float(j.correct)
 
 
@@ -81,11 +90,14 @@ def summarise(rows: list[Judged]) -> dict[str, Any]:
         return round(sum(xs) / len(xs), 4) if xs else None
 
     acc_order = {o: mean([score(r) for r in rs]) for o, rs in sorted(by_order.items())}
+    forced = any(r.verdict_source == "forced" for r in rows)
     return {
         "n_examples": len(by_item),
         "n_judgments": len(rows),
         "accuracy": mean([score(r) for r in rows]),
         "accuracy_by_order": acc_order,
+        "accuracy_forced": mean([score_forced(r) for r in rows]) if forced else None,
+        "accuracy_forced_by_order": {o: mean([score_forced(r) for r in rs]) for o, rs in sorted(by_order.items())} if forced else None,
         "accuracy_parsed_only": mean([score(r) for r in rows if r.verdict_source == "parsed"]),
         "position_consistency": mean([1.0 if d in consistent else 0.0 for d in both]),
         "parse_rate": mean([1.0 if r.parse_status == "ok" else 0.0 for r in rows]),
@@ -126,7 +138,10 @@ def evaluate_set(
     summary = summarise(judged) | {"orders": orders_mode}
     if samples > 1:
         per_key, maj = majority_scores(group_verdicts(judged))
-        summary["majority"] = maj | {"samples": samples, "position": summarise(majority_judged(per_key))}
+        voted = majority_judged(per_key)
+        summary["majority"] = maj | {"samples": samples, "position": summarise(voted)}
+        if fmt == "rewardbench":  # the paper's 88.7 is this: sections scored on the majority vote
+            summary["majority"]["rewardbench"] = rewardbench_report(voted, subsets)
     if fmt == "rewardbench":
         summary["rewardbench"] = rewardbench_report(judged, subsets)
     return judged, summary

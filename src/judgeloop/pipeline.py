@@ -177,8 +177,12 @@ def _evaluate_likert(params: Params, name: str) -> None:
          "finish_reason": j.finish_reason}
         for j in judged
     ]
-    metrics = likert_metrics([j.score for j in judged], [gold[j.item_id] for j in judged], [j.parse_status for j in judged])
+    golds, statuses = [gold[j.item_id] for j in judged], [j.parse_status for j in judged]
+    # the official rule: only scores the judge wrote; forced ones beside, under their own name
+    metrics = likert_metrics([j.score if j.score_source == "parsed" else None for j in judged], golds, statuses)
     metrics["forced_rate"] = round(sum(j.score_source == "forced" for j in judged) / max(1, len(judged)), 4)
+    if metrics["forced_rate"]:
+        metrics["with_forced"] = likert_metrics([j.score for j in judged], golds, statuses)
     write_parquet(to_table("likert_eval", rows), DATA / name / "eval.parquet")
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
     _write_eval(name, "likert", {"rubrics": metrics}, throughput)

@@ -55,6 +55,7 @@ def plot_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "model": m,
                 "set": set_name,
                 "accuracy": s.get("accuracy"),
+                "accuracy_forced": s.get("accuracy_forced"),
                 "parse_rate": s.get("parse_rate"),
                 "position_consistency": s.get("position_consistency"),
                 "a_rate": s.get("a_rate"),
@@ -89,7 +90,7 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
     models = list(summary["models"])
     sets = sorted({r["set"] for r in rows})
     likert = summary.get("method") == "likert"
-    metrics = [("accuracy", "Accuracy (no verdict = 0.5)"), ("parse_rate", "Parse rate (judge wrote the verdict)"),
+    metrics = [("accuracy", "Accuracy (official: no own verdict = 0.5)"), ("parse_rate", "Parse rate (judge wrote the verdict)"),
                ("position_consistency", "Position consistency"), ("a_rate", "Share of verdicts 'A'")]
     if likert:
         metrics = [("spearman", "Spearman with gold"), ("exact", "Exact match"), ("within_1", "Within 1 of gold"),
@@ -152,9 +153,9 @@ def _fmt(x: Any) -> str:
 
 def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines = ["# judgeloop iteration report", ""]
-    lines += ["Scoring: 1 = verdict for the better response, 0 = for the worse, 0.5 = no verdict.",
-              "Parse rate = share of judgments whose own text had exactly one of [[A]]/[[B]]; "
-              "the rest got a forced verdict (if enabled), which accuracy includes.", ""]
+    lines += ["Scoring (official): 1 = a verdict the judge wrote for the better response, 0 = for the worse, "
+              "0.5 = none of its own. Parse rate = share of judgments whose own text had exactly one of [[A]]/[[B]]; "
+              "a forced verdict (read from the next-token distribution) counts only in 'acc. with forced'.", ""]
     if summary.get("method") == "likert":
         lines += ["## Evaluation (Likert, held-out rubric items)", "",
                   "| judge | set | pearson | spearman | kendall tau | exact | within 1 | parse rate |", "|---|---|---|---|---|---|---|---|"]
@@ -162,12 +163,12 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['pearson'])} | {_fmt(r['spearman'])} | {_fmt(r['kendall_tau'])} | "
                          f"{_fmt(r['exact'])} | {_fmt(r['within_1'])} | {_fmt(r['parse_rate'])} |")
     else:
-        lines += ["## Evaluation", "", "| judge | set | accuracy | acc. better first | acc. better second | parse rate | position consistency | A share | majority acc. | RewardBench |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## Evaluation", "", "| judge | set | accuracy | acc. better first | acc. better second | parse rate | position consistency | A share | acc. with forced | majority acc. | RewardBench |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
                          f"{_fmt(r['parse_rate'])} | {_fmt(r['position_consistency'])} | {_fmt(r['a_rate'])} | "
-                         f"{_fmt(r['majority_accuracy'])} | {_fmt(r['rewardbench_overall'])} |")
+                         f"{_fmt(r['accuracy_forced'])} | {_fmt(r['majority_accuracy'])} | {_fmt(r['rewardbench_overall'])} |")
     lines += ["", "## Iterations", "", "| iteration | from | judgments | correct | kept | keep rate (pairs) | train loss | empty? |",
               "|---|---|---|---|---|---|---|---|"]
     for it, d in summary["iterations"].items():

@@ -357,10 +357,11 @@ def verdict_score(verdict: str | None, order: str) -> float:
 
 
 def group_verdicts(rows: Iterable[Judged]) -> dict[tuple[str, str], list[str | None]]:
-    """Judged rows -> {(item_id, order): [verdict per sample, by sample_idx]}."""
+    """Judged rows -> {(item_id, order): [verdict per sample, by sample_idx]}; a forced verdict
+    is no vote (the official rule: only verdicts the judge wrote count)."""
     grouped: dict[tuple[str, str], list[tuple[int, str | None]]] = defaultdict(list)
     for r in rows:
-        grouped[(r.item_id, r.order)].append((r.sample_idx, r.verdict))
+        grouped[(r.item_id, r.order)].append((r.sample_idx, r.verdict if r.verdict_source == "parsed" else None))
     return {k: [v for _, v in sorted(vs, key=lambda t: t[0])] for k, vs in grouped.items()}
 
 
@@ -413,7 +414,7 @@ def majority_judged(per_key: Mapping[tuple[str, str], Mapping[str, Any]]) -> lis
         v = p["verdict"]
         out.append(
             Judged(
-                item_id, order, 0, 0, "", v, "ok" if v else "none", "majority" if v else None,
+                item_id, order, 0, 0, "", v, "ok" if v else "none", "parsed" if v else None,  # a vote of parsed verdicts
                 None, None, None if v is None else v == winner(order), 0, "majority", 0, 0,
             )
         )
