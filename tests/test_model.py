@@ -100,7 +100,9 @@ def test_judge_cli_on_llmbar_file(seed_model, tmp_path, capsys):
     assert "accuracy" in printed and "parse_rate" in printed
     rows = pq.read_table(out).to_pylist()
     assert len(rows) == 4 and {r["order"] for r in rows} == {"wl", "lw"}
-    assert all(r["verdict"] in ("A", "B") and r["score"] in (0.0, 1.0) for r in rows)
+    for r in rows:  # the official score: a forced verdict is 0.5, only a written one scores 1 or 0
+        assert r["verdict"] in ("A", "B")
+        assert r["score"] == (float(r["correct"]) if r["verdict_source"] == "parsed" else 0.5)
 
 
 def test_majority_vote_and_rewardbench_scoring_on_real_model(backend, tmp_path):
