@@ -47,7 +47,10 @@ def eval_metrics(judge: str, sets: dict[str, dict[str, Any]], method: str) -> di
 def curation_metrics(it: str, funnel: dict[str, Any]) -> dict[str, Any]:
     """judged = judgments read; kept = training examples (SFT rows, or DPO pairs when
     the funnel is the DPO one); keep_rate = kept groups / groups judged."""
-    return {it: {"judged": funnel.get("judgments"), "kept": funnel.get("kept"), "keep_rate": _r(funnel.get("keep_rate_pairs"))}}
+    keep_rate = funnel.get("keep_rate_pairs")
+    if keep_rate is None and funnel.get("groups"):  # the DPO funnel: pairs kept per (pair, order) judged
+        keep_rate = funnel.get("kept", 0) / funnel["groups"]
+    return {it: {"judged": funnel.get("judgments"), "kept": funnel.get("kept"), "keep_rate": _r(keep_rate)}}
 
 
 def train_metrics(it: str, stats: dict[str, Any]) -> dict[str, Any]:
