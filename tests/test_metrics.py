@@ -1,6 +1,6 @@
 """The few numbers DVC compares: short, unique column names, nested under the judge or iteration."""
 
-from judgeloop.metrics import curation_metrics, eval_metrics, train_metrics
+from judgeloop.metrics import eval_metrics, iteration_metrics
 
 SUMMARY = {"accuracy": 0.61234, "parse_rate": 0.9, "a_rate": 0.45, "position_consistency": 0.4, "n_examples": 20,
            "n_judgments": 40, "accuracy_by_order": {"wl": 0.7, "lw": 0.5}, "scoring_rule": "..."}
@@ -19,7 +19,12 @@ def test_likert_eval_metrics_use_agreement_with_gold():
 
 
 def test_iteration_metrics():
-    assert curation_metrics("it2", {"judgments": 64, "kept": 9, "keep_rate_pairs": 0.5625, "groups": 16}) == \
-        {"it2": {"judged": 64, "kept": 9, "keep_rate": 0.5625}}
-    assert train_metrics("it2", {"train_loss": 1.234567, "examples_per_s": 0.2, "steps": 3}) == \
-        {"it2": {"loss": 1.2346, "ex_per_s": 0.2}}
+    funnel = {"judgments": 64, "kept": 9, "keep_rate_pairs": 0.5625, "groups": 16}
+    assert iteration_metrics("it2", funnel, {"train_loss": 1.234567, "examples_per_s": 0.2, "steps": 3}) == \
+        {"it2": {"judged": 64, "kept": 9, "keep_rate": 0.5625, "loss": 1.2346, "ex_per_s": 0.2}}
+
+
+def test_dpo_funnel_keep_rate_is_pairs_per_pair_order_judged():
+    dpo_funnel = {"judgments": 60, "groups": 10, "combinations": 5, "kept": 5}
+    assert iteration_metrics("it1", dpo_funnel, {})["it1"] | {"loss": None} == \
+        {"judged": 60, "kept": 5, "keep_rate": 0.5, "loss": None, "ex_per_s": None}

@@ -82,7 +82,7 @@ def test_readme_test_command_in_the_fresh_clone(project: Path):
 def test_outputs_exist(project: Path):
     for rel in ["models/it0/model.safetensors", "models/it0/judgeloop_manifest.json", "data/prompts.parquet",
                 "data/pairs.parquet", "data/it1/judgments.parquet", "data/it1/sft.parquet", "models/it2/model.safetensors",
-                "metrics/it1/curation.json", "metrics/it0/eval.json", "metrics/it2/eval.json", "metrics/it2/train.json",
+                "metrics/it0/eval.json", "metrics/it2/eval.json", "metrics/it2/train.json",
                 "stats/pairs.json", "stats/it1/judge.json", "stats/it1/curation.json", "stats/it1/train.json",
                 "stats/it2/eval.json", "data/evalsets/llmbar-natural.parquet", "reports/summary.md",
                 "reports/plots/eval.png", "reports/plots/judges/synthetic.json", "reports/it1/validation/results.json"]:

@@ -13,9 +13,9 @@ compared with `--only-changed` fit a 200-column terminal.
   (share of "A" verdicts), `.consist` (position consistency), `.n`; every
   other evaluation set nested by its name (`<judge>.<set>.acc`, ...). Likert
   reports `spearman`, `exact`, `within_1`, `parse`, `n`.
-- `metrics/<it>/curation.json`: `<it>.judged`, `.kept`, `.keep_rate`.
-- `metrics/<it>/train.json`: `<it>.loss` (mean train loss), `.ex_per_s`
-  (training examples per second).
+- `metrics/<it>/train.json` (written by train, which reads the curation
+  funnel): `<it>.judged`, `.kept`, `.keep_rate`, `.loss` (mean train loss),
+  `.ex_per_s` (training examples per second).
 """
 
 from __future__ import annotations
@@ -44,14 +44,11 @@ def eval_metrics(judge: str, sets: dict[str, dict[str, Any]], method: str) -> di
     return {judge: out}
 
 
-def curation_metrics(it: str, funnel: dict[str, Any]) -> dict[str, Any]:
-    """judged = judgments read; kept = training examples (SFT rows, or DPO pairs when
-    the funnel is the DPO one); keep_rate = kept groups / groups judged."""
+def iteration_metrics(it: str, funnel: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+    """judged = judgments curated; kept = training examples (SFT rows, or DPO pairs when the
+    funnel is the DPO one); keep_rate = kept groups / groups judged; loss and examples/s of training."""
     keep_rate = funnel.get("keep_rate_pairs")
     if keep_rate is None and funnel.get("groups"):  # the DPO funnel: pairs kept per (pair, order) judged
         keep_rate = funnel.get("kept", 0) / funnel["groups"]
-    return {it: {"judged": funnel.get("judgments"), "kept": funnel.get("kept"), "keep_rate": _r(keep_rate)}}
-
-
-def train_metrics(it: str, stats: dict[str, Any]) -> dict[str, Any]:
-    return {it: {"loss": _r(stats.get("train_loss")), "ex_per_s": _r(stats.get("examples_per_s"))}}
+    return {it: {"judged": funnel.get("judgments"), "kept": funnel.get("kept"), "keep_rate": _r(keep_rate),
+                 "loss": _r(train.get("train_loss")), "ex_per_s": _r(train.get("examples_per_s"))}}

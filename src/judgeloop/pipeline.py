@@ -154,7 +154,7 @@ def _curate_likert(params: Params, it: str) -> None:
     dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta)
     write_parquet(to_table("dpo", dpo), DATA / it / "dpo.parquet")
     write_parquet(to_table("sft", sft), DATA / it / "sft.parquet")
-    _write_curation(it, funnel, funnel)
+    write_json(funnel, STATS / it / "curation.json")
     if "empty_reason" in funnel:
         log.warning("curate@%s: the DPO set is EMPTY: %s", it, funnel["empty_reason"])
 
@@ -277,18 +277,12 @@ def run_curate(params: Params, args: Any) -> None:
     cfg = params.curation_for(it)
     sft_funnel, dpo_funnel = curate_files(DATA / it / "judgments.parquet", DATA / "pairs.parquet", cfg, it,
                                           DATA / it / "sft.parquet", DATA / it / "dpo.parquet")
-    _write_curation(it, sft_funnel | {"dpo": dpo_funnel}, dpo_funnel if params.training_for(it).algo == "dpo" else sft_funnel)
+    write_json(sft_funnel | {"dpo": dpo_funnel}, STATS / it / "curation.json")
     for name, funnel in (("SFT", sft_funnel), ("DPO", dpo_funnel)):
         if "empty_reason" in funnel:
             log.warning("curate@%s: the %s set is EMPTY: %s", it, name, funnel["empty_reason"])
 
 
-def _write_curation(it: str, funnel: dict[str, Any], trained_on: dict[str, Any]) -> None:
-    """The whole funnel to stats/, the numbers of the set the trainer uses to metrics/."""
-    from .metrics import curation_metrics
-
-    write_json(funnel, STATS / it / "curation.json")
-    write_json(curation_metrics(it, trained_on), METRICS / it / "curation.json")
 
 
 def run_validate(params: Params, args: Any) -> None:
@@ -351,10 +345,12 @@ def run_train(params: Params, args: Any) -> None:
             metrics = train_dpo(dpo_rows, Path(tmp) / "sft", model_dir(it), cfg, card("dpo"))
         metrics = metrics | {"sft": sft_metrics}
     if int(os.environ.get("RANK", "0")) == 0:
-        from .metrics import train_metrics
+        from .metrics import iteration_metrics
 
         write_json(metrics | {"algo": cfg.algo}, STATS / it / "train.json")
-        write_json(train_metrics(it, metrics), METRICS / it / "train.json")
+        # the funnel of the set this run trained on: DPO pairs (pairwise keeps them under "dpo") or SFT rows
+        trained_on = funnel.get("dpo", funnel) if cfg.algo == "dpo" else funnel
+        write_json(iteration_metrics(it, trained_on, metrics), METRICS / it / "train.json")
 
 
 def run_evaluate(params: Params, args: Any) -> None:
