@@ -53,9 +53,9 @@ def busy_cpus(window_s: float = 0.5) -> float:
 
 def pick_threads(requested: int | None, what: str = "torch", knob: str | None = "generation.threads") -> int:
     """`requested`, or the CPUs this process may use minus the ones busy right now (at least 1)."""
-    n = usable_cpus()
     if requested:
         return requested
+    n = usable_cpus()
     busy = busy_cpus()
     free = max(1, min(n, round(n - busy)))
     if free < n:
@@ -77,12 +77,12 @@ def set_torch_threads(requested: int | None, what: str = "torch", knob: str | No
 
 def cpu_info() -> dict[str, object]:
     """CPU model and the vector-instruction flags that change speed and numerics."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = None, set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                if key.strip() == "model name" and model is None:
                     model = value.strip()
                 elif key.strip() in ("flags", "Features"):
                     flags = set(value.split())
@@ -90,4 +90,4 @@ def cpu_info() -> dict[str, object]:
     except OSError:
         pass
     wanted = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sve", "neon", "asimd")))
-    return {"model": model, "machine": platform.machine(), "cpus": usable_cpus(), "flags": wanted}
+    return {"model": model or platform.processor() or platform.machine(), "machine": platform.machine(), "cpus": usable_cpus(), "flags": wanted}

@@ -202,9 +202,11 @@ def run_evalset(params: Params, args: Any) -> None:
     from .evaluation import load_set
     from .schemas import to_table
 
-    es = next((s for s in params.evaluation.sets if s.name == args.name), None)
-    if es is None:
-        raise ConfigError(f"--name {args.name!r}: not in evaluation.sets {[s.name for s in params.evaluation.sets]}")
+    names = [s.name for s in params.evaluation.sets]
+    if args.name not in names:
+        problem = f"--name {args.name!r} is not in" if args.name else "needs --name NAME, a name from"
+        raise ConfigError(f"stage evalset {problem} evaluation.sets {names}")
+    es = params.evaluation.sets[names.index(args.name)]
     items, subsets = load_set(es.format, es.path, es.limit, es.split)
     rows = [{"dataset": es.name, "item_id": i.item_id, "instruction": i.instruction, "better": i.better, "worse": i.worse,
              "subset": subsets.get(i.item_id), "source": es.path, "source_format": es.format} for i in items]
