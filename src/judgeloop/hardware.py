@@ -91,3 +91,9 @@ def cpu_info() -> dict[str, object]:
         pass
     wanted = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sve", "neon", "asimd")))
     return {"model": model or platform.processor() or platform.machine(), "machine": platform.machine(), "cpus": usable_cpus(), "flags": wanted}
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes in bf16 natively (AVX-512 bf16 or AMX); elsewhere bf16 is emulated and slow."""
+    flags = set(cpu_info()["flags"])
+    return bool(flags & {"avx512_bf16", "amx_bf16"})

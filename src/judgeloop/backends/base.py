@@ -68,6 +68,37 @@ class ThroughputStats:
         }
 
 
+def choice_continuations(encode, context: str, choices: list[str]) -> tuple[list[int], list[list[int]]]:
+    """The tokens each choice adds to `context`, read off the tokenization of the whole text.
+
+    A choice's tokens alone are not the tokens that follow the context: a
+    SentencePiece tokenizer encodes "A" alone as "\u2581A" (its dummy-prefix
+    space) but "[[" + "A" as "[[", "A"; a BPE tokenizer may merge the last
+    characters of the context with the choice. So each `context + choice` is
+    tokenized whole, and split after the longest token prefix that every one
+    of them shares with the context alone. Returns (shared ids, each choice's
+    remaining ids); the choices are scored as continuations of the shared ids.
+    """
+    ctx = encode(context)
+    full = [encode(context + c) for c in choices]
+    n = min(common_prefix(ctx, f) for f in full)
+    conts = [f[n:] for f in full]
+    for c, ids in zip(choices, conts):
+        if not ids:
+            raise ValueError(f"choice {c!r} adds no token to the context")
+    return ctx[:n], conts
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class Backend(abc.ABC):
     """A loaded model that generates text for chat requests."""
 
@@ -89,10 +120,12 @@ class Backend(abc.ABC):
     def choice_logprobs(
         self, contexts: list[tuple[tuple[dict[str, str], ...], str]], choices: list[str]
     ) -> list[dict[str, float]]:
-        """Log-probabilities of each single-token choice as the next token.
+        """Log-probability of each choice as the continuation of each context.
 
-        Each context is (messages, assistant text so far); the returned
-        log-probabilities are over the full vocabulary (not renormalised).
+        Each context is (messages, assistant text so far). A choice's tokens
+        are those it has when the context and the choice are tokenized as one
+        text (`choice_continuations`), and its log-probability is the sum over
+        them, over the full vocabulary (not renormalised among the choices).
         """
 
     def engine_identity(self) -> dict[str, Any]:

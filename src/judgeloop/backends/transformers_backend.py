@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..config import GenerationConfig
 from ..seed import load_checkpoint, model_identity
-from .base import Backend, Completion, Request, Sampling
+from .base import Backend, Completion, Request, Sampling, choice_continuations, common_prefix
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,10 @@ class TransformersBackend(Backend):
     def render(self, messages) -> str:
         return self.tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of rendered text; the chat template holds the special tokens, so none are added."""
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
     def _encode(self, texts: list[str]):
         return self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
@@ -105,7 +109,7 @@ class TransformersBackend(Backend):
         # every prompt is rendered and measured before anything is generated, so
         # one prompt too long for the model fails the call at once
         prompts = {r.request_id: self.render(r.messages) + r.prefill for r in requests}
-        lengths = {rid: len(self.tok(p, add_special_tokens=False)["input_ids"]) for rid, p in prompts.items()}
+        lengths = {rid: len(self.encode(p)) for rid, p in prompts.items()}
         for r in requests:
             self._check_fits(r.request_id, lengths[r.request_id], r.sampling.max_tokens)
         for sampling, reqs in groups.items():
@@ -226,40 +230,64 @@ class TransformersBackend(Backend):
     # -- scoring -------------------------------------------------------------
 
     def choice_logprobs(self, contexts, choices: list[str]) -> list[dict[str, float]]:
-        """Log-probabilities of single-token `choices` right after each (messages, assistant text).
+        """Log-probabilities of `choices` as continuations of each (messages, assistant text).
 
-        Contexts that share a prompt (the n samples of a judge request) share
+        The choices' tokens come from the whole text (`choice_continuations`).
+        Where each choice adds one token, as "A" after "[[" does, one forward
+        pass per context scores them all (`_next_token_logprobs`); otherwise
+        each choice's tokens are scored in a pass of their own.
+        """
+        prompts = [self.render(messages) for messages, _ in contexts]
+        split = [choice_continuations(self.encode, p + assistant, choices) for p, (_, assistant) in zip(prompts, contexts)]
+        for i, (shared, conts) in enumerate(split):
+            self._check_fits(f"forced choice for context {i}", len(shared) + max(map(len, conts)), 0)
+        single = [i for i, (_, conts) in enumerate(split) if all(len(c) == 1 for c in conts)]
+        out: list[dict[str, float] | None] = [None] * len(contexts)
+        if single:
+            logps = self._next_token_logprobs([prompts[i] for i in single], [split[i][0] for i in single],
+                                              [[c[0] for c in split[i][1]] for i in single])
+            for i, lp in zip(single, logps):
+                out[i] = dict(zip(choices, lp))
+        for i, (shared, conts) in enumerate(split):
+            if out[i] is None:
+                out[i] = {c: self._sequence_logprob(shared, cont) for c, cont in zip(choices, conts)}
+        return [o for o in out if o is not None]
+
+    def _sequence_logprob(self, context: list[int], cont: list[int]) -> float:
+        """log p(cont | context), summed over the continuation's tokens (one plain forward pass)."""
+        import torch
+
+        ids = torch.tensor([context + cont], device=self.device)
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+        self.stats.tokens_in += ids.shape[1]
+        logp = torch.log_softmax(logits, dim=-1)
+        return float(logp[torch.arange(len(cont)), torch.tensor(cont)].sum())
+
+    def _next_token_logprobs(self, prompts: list[str], full: list[list[int]], ids: list[list[int]]) -> list[list[float]]:
+        """For each token sequence `full[i]`, the log-probabilities of the tokens `ids[i]` coming next.
+
+        Sequences that share a prompt (the n samples of a judge request) share
         its prefill: per batch, each distinct prompt goes through the model
-        once, its KV cache is copied to the contexts that use it, and only the
-        assistant text is computed per context. The tokens are those of the
-        whole text tokenized at once (the prompt's tokens are shared only
-        where they are a prefix of it), so the result is the plain forward
-        pass's, with about a quarter of the prompt work at n=4.
+        once, its KV cache is copied to the sequences that use it, and only the
+        assistant text is computed per sequence. The prompt's tokens are
+        shared only where they are a prefix of the sequence, so the result is
+        the plain forward pass's, with about a quarter of the prompt work at n=4.
         """
         import torch
         from transformers import DynamicCache
 
-        ids = []
-        for c in choices:
-            enc = self.tok.encode(c, add_special_tokens=False)
-            if len(enc) != 1:
-                raise ValueError(f"choice {c!r} is not a single token for this tokenizer ({enc})")
-            ids.append(enc[0])
-        prompts = [self.render(messages) for messages, _ in contexts]
         prompt_ids: dict[str, list[int]] = {}
-        full, keys = [], []
-        for i, (p, (_, assistant)) in enumerate(zip(prompts, contexts)):
-            f = self.tok(p + assistant, add_special_tokens=False)["input_ids"]
-            self._check_fits(f"forced choice for context {i}", len(f), 1)
+        keys = []
+        for p, f in zip(prompts, full):
             if p not in prompt_ids:
-                prompt_ids[p] = self.tok(p, add_special_tokens=False)["input_ids"]
-            k = _common_prefix(prompt_ids[p], f)
-            full.append(f)
+                prompt_ids[p] = self.encode(p)
+            k = common_prefix(prompt_ids[p], f)
             keys.append(tuple(f[: max(1, min(k, len(f) - 1))]))  # at least one token after the shared part
         key_no = {k: n for n, k in enumerate(dict.fromkeys(keys))}
-        # contexts of one prompt together, similar lengths together
+        # sequences of one prompt together, similar lengths together
         order = sorted(range(len(full)), key=lambda i: (len(keys[i]), key_no[keys[i]], len(full[i])))
-        out: list[dict[str, float] | None] = [None] * len(full)
+        out: list[list[float] | None] = [None] * len(full)
         bs = max(1, self.cfg.batch_size)
         pad = self.tok.pad_token_id
         for start in tqdm(range(0, len(order), bs), desc="forced choice", unit="batch", mininterval=2.0):
@@ -278,9 +306,9 @@ class TransformersBackend(Backend):
                 # logits_to_keep=1: only the last position goes through the 49k-wide LM head
                 logits = self.model(input_ids=suf, attention_mask=mask, position_ids=positions, past_key_values=cache,
                                     use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
-            logp = torch.log_softmax(logits, dim=-1)[:, ids].tolist()
-            for i, row in zip(idx, logp):
-                out[i] = {c: lp for c, lp in zip(choices, row)}
+            logp = torch.log_softmax(logits, dim=-1)
+            for row, i in enumerate(idx):
+                out[i] = logp[row, ids[i]].tolist()
             self.stats.tokens_in += int(pre_mask.sum()) + int(suf_mask.sum())
         return [o for o in out if o is not None]
 
@@ -291,16 +319,7 @@ SHARED_PREFIX_MIN = 32  # tokens; below this a separate prefix pass is not worth
 def _common_prefix_all(rows: list[list[int]]) -> int:
     n = min(len(r) for r in rows)
     for r in rows[1:]:
-        n = _common_prefix(rows[0][:n], r)
-    return n
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
+        n = common_prefix(rows[0][:n], r)
     return n
 
 
