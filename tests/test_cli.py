@@ -69,6 +69,54 @@ def test_audit_output_file(capsys, root, tmp_path, fmt):
         assert len(json.loads(dest.read_text())) == 4
 
 
+def test_audit_output_never_replaces_pipeline_outputs_or_special_files(capsys, root, tmp_path):
+    """`--output` is for the user's own files: never a DVC output, a link or a FIFO; an existing file needs --force."""
+    import os
+
+    sql = "SELECT pair_id FROM pairs"
+    target = Path(root) / "data" / "it1" / "sft.parquet"
+    before = target.read_bytes()
+    code, _, err = run(capsys, "audit", "--root", root, "--format", "parquet", "--output", str(target), "--force", sql)
+    assert code == 2 and "pipeline owns" in err and target.read_bytes() == before
+    # the same file named relative to the project, from inside it
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        code, _, err = run(capsys, "audit", "--format", "csv", "--output", "data/it1/sft.parquet", sql)
+    finally:
+        os.chdir(cwd)
+    assert code == 2 and "pipeline owns" in err and target.read_bytes() == before
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "link.csv"
+    link.symlink_to(victim)
+    code, _, err = run(capsys, "audit", "--root", root, "--format", "csv", "--output", str(link), "--force", sql)
+    assert code == 2 and "symbolic link" in err and link.is_symlink() and victim.read_text() == "keep me"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code, _, err = run(capsys, "audit", "--root", root, "--format", "csv", "--output", str(fifo), "--force", sql)
+    assert code == 2 and "not a regular file" in err and fifo.is_fifo()
+    code, _, err = run(capsys, "audit", "--root", root, "--format", "csv", "--output", str(victim), sql)
+    assert code == 2 and "pass --force" in err and victim.read_text() == "keep me"
+    code, _, err = run(capsys, "audit", "--root", root, "--format", "csv", "--output", str(victim), "--force", sql)
+    assert code == 0 and victim.read_text().startswith('"pair_id"')
+
+
+def test_judge_output_never_replaces_a_pipeline_output(capsys, root):
+    import os
+
+    target = Path(root) / "data" / "it1" / "sft.parquet"
+    before = target.read_bytes()
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        code, _, err = run(capsys, "judge", "x.json", "--format", "llmbar", "--model", "models/it0", "--output",
+                           "data/it1/sft.parquet", "--force")
+    finally:
+        os.chdir(cwd)
+    assert code == 2 and "pipeline owns" in err and target.read_bytes() == before
+
+
 def test_audit_parquet_needs_output(capsys, root):
     code, _, err = run(capsys, "audit", "--root", root, "--format", "parquet", "SELECT 1")
     assert code == 2 and "--output" in err

@@ -234,7 +234,28 @@ def test_iteration_named_it0(data):
     data["prompts"]["split"]["iteration_fractions"] = {"it0": 0.1}
     data["evaluation"]["models"] = ["it0"]
     msg = config_error(data)
-    assert "it0" in msg and "cannot be an iteration name" in msg
+    assert "it0" in msg and "reserved for the seed model" in msg
+
+
+def _only_iteration(data: dict, name: str) -> dict:
+    data["iterations"] = {name: {"prev": "it0"}}
+    data["prompts"]["split"]["iteration_fractions"] = {name: 0.1}
+    data["evaluation"].pop("models", None)
+    return data
+
+
+@pytest.mark.parametrize("name", ["../x", "../../../somewhere", "a/b", "", " it1", "it1/", "x.y", "1st", "é", "a" * 65])
+def test_iteration_names_are_identifiers(data, name):
+    """An iteration name becomes data/NAME, models/NAME, ...: never a path."""
+    msg = config_error(_only_iteration(data, name))
+    assert "is not a valid name" in msg and repr(name) in msg
+
+
+@pytest.mark.parametrize("name", ["eval", "EVAL", "unused", "excluded", "evalsets", "plots", "summary", "synthetic"])
+def test_split_and_folder_names_are_reserved(data, name):
+    """An iteration named `eval` would merge its prompts into the held-out split and train on the test set."""
+    msg = config_error(_only_iteration(data, name))
+    assert "is reserved for" in msg and repr(name) in msg
 
 
 def test_missing_prev(data):

@@ -282,8 +282,29 @@ def test_columnar_completion_and_prompt_match_the_python_ones():
     assert row["prompt"] == judge_messages("use {braces} and {{x}}", "good {0}", "bad %s")[0]["content"]
     for t in texts:  # every text through the DPO path (rejected = unparsed keeps its text as is)
         dj = [J("p", "wl", 0, "A", source="forced") | {"text": t}, J("p", "wl", 1, None, status="none") | {"text": t}]
-        (d,), _ = curate_dpo(dj, pairs, cfg(), "it1")
+        (d,), _ = curate_dpo(dj, pairs, cfg(dpo_chosen="parsed_or_forced"), "it1")
         assert d["chosen"] == training_completion(t, "A", "forced") and d["rejected"] == t
+
+
+def test_dpo_chosen_is_never_a_forced_verdict_by_default():
+    """RAM's rule: an unparsed judgment is a negative, never the chosen side; a forced verdict is not the judge's own."""
+    forced_right = J("p", "wl", 0, "A", source="forced", status="none") | {"text": "no verdict written"}
+    parsed_right = J("p", "wl", 1, "A") | {"text": "A is right. [[A]]"}
+    parsed_wrong = J("p", "wl", 2, "B") | {"text": "B is right. [[B]]"}
+    rows, funnel = curate_dpo([forced_right, parsed_right, parsed_wrong], PAIRS, cfg(pairs_per_input=5), "it1")
+    assert funnel["correct_but_forced"] == 1
+    assert {r["chosen_judgment_id"] for r in rows} == {parsed_right["judgment_id"]}
+    by_rejected = {r["rejected_judgment_id"]: r for r in rows}
+    # the forced one is a negative, as the judge wrote it (no verdict line added), and called unparsed
+    forced_row = by_rejected[forced_right["judgment_id"]]
+    assert forced_row["rejected"] == "no verdict written" and forced_row["rejected_reason"] == "unparsed"
+    assert by_rejected[parsed_wrong["judgment_id"]]["rejected_reason"] == "wrong"
+    # only forced verdicts right: nothing to choose, and the funnel says why
+    rows, funnel = curate_dpo([forced_right, parsed_wrong], PAIRS, cfg(), "it1")
+    assert rows == [] and "no pair and order" in funnel["empty_reason"]
+    # the opt-in for a seed that writes no verdict at all
+    rows, _ = curate_dpo([forced_right, parsed_wrong], PAIRS, cfg(dpo_chosen="parsed_or_forced"), "it1")
+    assert [r["chosen_judgment_id"] for r in rows] == [forced_right["judgment_id"]]
 
 
 def test_judged_pair_missing_from_pairs_is_an_error():
@@ -367,3 +388,24 @@ def test_shared_row_groups_bounded_and_never_deadlock(tmp_path):
     assert not any(t.is_alive() for t in threads)
     assert all(seen["a"]) and all(seen["b"]) and len(seen["a"]) == 20 and len(seen["b"]) == len(orders["b"])
     assert max(held) <= _Groups.WINDOW + 3 and groups.cache == {}
+
+
+def test_a_column_of_the_wrong_type_is_a_schema_error_naming_file_and_column(tmp_path):
+    """`correct` stored as text: one line naming the file and the column, before any curation."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from judgeloop.curation import curate_files
+    from judgeloop.schemas import SCHEMAS
+
+    rows = [J("p", "wl", 0, "A") | {"iteration": "it1", "judge_model": "m", "text": "[[A]]"}]
+    table = pa.Table.from_pylist(rows, schema=SCHEMAS["judgments"])
+    bad = table.set_column(table.schema.get_field_index("correct"), "correct", pa.array(["yes"]))
+    jpath = tmp_path / "judgments.parquet"
+    pq.write_table(bad, jpath)
+    ppath = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist([PAIRS["p"]]), ppath)
+    with pytest.raises(ValueError) as e:
+        curate_files(jpath, ppath, cfg(), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet")
+    assert str(jpath) in str(e.value) and "'correct'" in str(e.value) and "bool" in str(e.value)
+    assert not (tmp_path / "sft.parquet").exists()

@@ -122,6 +122,16 @@ def test_curation_ties_broken_by_seeded_draw_or_meta_judge():
     assert dpo[0]["chosen_judgment_id"] == "it1:i:2" and funnel["ties_broken_meta_judge"] == 1
 
 
+def test_curation_forced_score_is_never_chosen_by_default():
+    js = [J(0, 4, "forced"), J(1, 2), J(2, 1)]  # the forced 4 is the gold score, but not the judge's own
+    dpo, _, _ = curate_likert(js, {"i": ITEM}, "it1", 0, pairs_per_input=3)
+    assert {r["chosen_judgment_id"] for r in dpo} == {"it1:i:1"}
+    forced = next(r for r in dpo if r["rejected_judgment_id"] == "it1:i:0")
+    assert forced["rejected_reason"] == "unparsed" and forced["rejected"] == "rationale 0"  # as written, no line added
+    dpo, _, _ = curate_likert(js, {"i": ITEM}, "it1", 0, pairs_per_input=3, dpo_chosen="parsed_or_forced")
+    assert {r["chosen_judgment_id"] for r in dpo} == {"it1:i:0"}
+
+
 def test_forced_score_gets_canonical_line():
     assert training_text("why", 3, "forced") == "why\n\n[RESULT] 3"
     assert training_text("why [RESULT] 3", 3, "parsed") == "why [RESULT] 3"

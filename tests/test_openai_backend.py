@@ -401,6 +401,56 @@ def test_api_key_sent_but_never_leaked(fake, monkeypatch, caplog):
     assert "retry" in caplog.text and "HTTP Request" in caplog.text  # warnings and httpx's own logs were checked
 
 
+def _all_forms(secret: str) -> list[str]:
+    from urllib.parse import quote, quote_plus
+
+    return [secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)]
+
+
+def test_key_with_a_newline_is_refused_without_printing_it(monkeypatch, caplog):
+    """A key read from a file ends in a newline: no header can carry it; the error says so once, without the key."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("JUDGELOOP_TEST_KEY", FAKE_KEY + "\n")
+    with pytest.raises(RuntimeError) as e:
+        OpenAIBackend(None, gen_cfg(["http://127.0.0.1:9/v1"], model="m", api_key_env="JUDGELOOP_TEST_KEY"))
+    assert "trailing newline" in str(e.value)
+    for text in (str(e.value), repr(e.value), caplog.text):
+        assert not any(f in text for f in _all_forms(FAKE_KEY + "\n") + [FAKE_KEY])
+
+
+def test_a_request_httpx_refuses_is_not_retried(fake):
+    """A local protocol error (here a header value httpx will not send) is the same on every attempt."""
+    s = fake(scripted((200, chat_response(["x"]), {})))
+    b = OpenAIBackend(None, gen_cfg([s.url], model="m", max_retries=4))
+    b._api_key = "bad\nkey"  # what _read_api_key refuses, forced past it
+    before = b.attempts
+    with pytest.raises(RuntimeError, match="LocalProtocolError"):
+        b.generate([req()])
+    assert b.attempts - before == 1
+
+
+@pytest.mark.parametrize("url_secret", ["userinfo", "query"])
+def test_credentials_in_a_base_url_never_printed(fake, caplog, url_secret):
+    """`--base-url https://user:password@host/v1` or `...?key=...`: redacted in the INFO line, warnings, errors, identity."""
+    s = fake(scripted((500, "boom", {})))
+    secret = "Pa55-w0rd/with:odd chars"
+    from urllib.parse import quote
+
+    host = s.url.split("://", 1)[1]
+    url = f"http://alice:{quote(secret, safe='')}@{host}" if url_secret == "userinfo" else f"{s.url}?key={quote(secret, safe='')}"
+    for name in (None, "httpx", "httpcore", "judgeloop"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    b = OpenAIBackend(None, gen_cfg([url], model="m", max_retries=1))
+    with pytest.raises(RuntimeError) as e:
+        b.generate([req()])
+    texts = [str(e.value), repr(e.value), "".join(traceback.format_exception(e.value)), caplog.text,
+             json.dumps(b.engine_identity()), b.model_hash]
+    for text in texts:
+        for form in _all_forms(secret):
+            assert form not in text, (form, text[:300])
+    assert "retry 1/1" in caplog.text and "***" in str(e.value)
+
+
 def test_missing_api_key_variable(monkeypatch):
     monkeypatch.delenv("JUDGELOOP_NO_SUCH_KEY", raising=False)
     with pytest.raises(RuntimeError, match="JUDGELOOP_NO_SUCH_KEY is not set"):

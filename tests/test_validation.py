@@ -140,6 +140,14 @@ def test_forced_consistency_correct_without_verdict():
     assert "j2" not in report.message()  # a forced verdict after a failed parse is fine
 
 
+def test_correct_is_recomputed_from_verdict_order_and_winner():
+    """Flipping `correct` (an audit --output file could) is caught: it must be what verdict and order say."""
+    df = frame("judgments", [judgment(0), judgment(1, correct=False), judgment(2, order="lw", correct=True)])
+    report = validate_frame("judgments", df)
+    flag = next(r for r in report.results if r["kwargs"].get("column") == "_correct_matches_verdict")
+    assert flag["unexpected_count"] == 2 and sorted(flag["examples"]) == ["j1", "j2"]
+
+
 def test_text_too_long():
     df = frame("judgments", [judgment(0), judgment(1, text="x" * 50)])
     report = validate_frame("judgments", df, max_text_chars=40)
@@ -150,11 +158,21 @@ def test_sft_completion_without_tag():
     df = frame("sft", [sft(0), sft(1, completion="B is better, no tag")])
     report = validate_frame("sft", df)
     assert_fails(report, "expect_column_values_to_be_in_set", "e1")
-    assert "_tag_matches_verdict" in report.message()
+    assert "_parses_to_verdict" in report.message()
 
 
 def test_sft_tag_must_match_verdict():
     df = frame("sft", [sft(0, completion="B wins [[B]]"), sft(1)])
+    assert_fails(validate_frame("sft", df), "expect_column_values_to_be_in_set", "e0")
+
+
+@pytest.mark.parametrize("completion", [
+    "A is better [[A]] but maybe B [[B]]",      # both markers: contains its own tag, parses to no verdict
+    "Output [[A]] if A is better, [[B]] if B",  # the format echoed back
+    "```\n[[A]]\n```",                          # a marker inside a closed code block
+])
+def test_every_sft_completion_parses_to_its_own_verdict(completion):
+    df = frame("sft", [sft(0, completion=completion), sft(1)])
     assert_fails(validate_frame("sft", df), "expect_column_values_to_be_in_set", "e0")
 
 
@@ -257,6 +275,10 @@ def test_dpo_and_likert_kinds():
     assert validate_frame("dpo", pd.DataFrame([dpo])).success
     report = validate_frame("dpo", pd.DataFrame([dpo | {"rejected": "good [[A]]"}]))
     assert_fails(report, "expect_column_values_to_be_in_set", "d1")
+    # a chosen judgment that did not pick the known winner (order wl: A wins)
+    report = validate_frame("dpo", pd.DataFrame([dpo | {"chosen_verdict": "B", "chosen": "good [[B]]"}]))
+    assert_fails(report, "expect_column_values_to_be_in_set", "d1")
+    assert "_chosen_is_the_winner" in report.message()
     lj = {n: None for n in SCHEMAS["likert_judgments"].names} | {
         "judgment_id": "l1", "item_id": "i", "iteration": "it1", "judge_model": "m", "text": "t", "score": 7,
         "parse_status": "ok", "score_source": "parsed", "gold_score": 3}
@@ -335,13 +357,8 @@ def test_gx_fingerprint_setting_is_restored():
     assert e.HASH_THRESHOLD == before
 
 
-def test_tag_check_with_many_verdict_values_and_non_string_completions():
-    rows = [sft(i, verdict=f"V{i}", completion=f"x [[V{i}]]") for i in range(20)]  # > 16 distinct: the per-row path
-    rows[3]["completion"] = "x [[V4]]"
-    report = validate_frame("sft", frame("sft", rows))
-    tag = next(r for r in report.results if r["kwargs"].get("column") == "_tag_matches_verdict")
-    assert tag["unexpected_count"] == 1 and tag["examples"] == ["e3"]
+def test_verdict_check_with_non_string_completions():
     df = frame("sft", [sft(0), sft(1)])
     df["completion"] = pd.Series([123, "Answer B wins. [[B]]"], dtype=object)
-    tag = next(r for r in validate_frame("sft", df).results if r["kwargs"].get("column") == "_tag_matches_verdict")
-    assert tag["unexpected_count"] == 1 and tag["examples"] == ["e0"]
+    flag = next(r for r in validate_frame("sft", df).results if r["kwargs"].get("column") == "_parses_to_verdict")
+    assert flag["unexpected_count"] == 1 and flag["examples"] == ["e0"]

@@ -78,6 +78,35 @@ def _is_nested(t: str) -> bool:
     return t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION"))
 
 
+# folders whose files the pipeline (DVC) owns: a CLI --output never writes there
+PIPELINE_DIRS = ("data", "models", "metrics", "stats", "reports", "cache", ".dvc", ".git")
+
+
+def output_problem(output: str, root: str = ".", force: bool = False) -> str | None:
+    """Why `output` must not be written (None: it may be).
+
+    Not a link, FIFO, folder or other non-regular file; not a file of the
+    pipeline's (under data/, models/, metrics/, stats/, reports/ of the project
+    root, or an output in dvc.lock); an existing file only with --force."""
+    p = Path(output)
+    if p.is_symlink():
+        return "is a symbolic link; write to a regular file"
+    if p.exists() and not p.is_file():
+        return "exists and is not a regular file (a folder, FIFO or device)"
+    root_r = Path(root).resolve()
+    target = p.resolve()
+    if target.is_relative_to(root_r):
+        rel = target.relative_to(root_r)
+        if rel.parts and rel.parts[0] in PIPELINE_DIRS:
+            return f"is inside {rel.parts[0]}/, which the pipeline owns (DVC outputs); write the file elsewhere"
+        lock = root_r / "dvc.lock"
+        if lock.is_file() and f"path: {rel.as_posix()}\n" in lock.read_text(encoding="utf-8", errors="replace"):
+            return "is a pipeline output (in dvc.lock); write the file elsewhere"
+    if p.exists() and not force:
+        return "exists; pass --force to overwrite it"
+    return None
+
+
 def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None:
     """Render a DuckDB relation as table/csv/json/parquet to stdout or `output` (atomically)."""
     import pyarrow.csv as pacsv
@@ -137,7 +166,9 @@ def _add_audit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--views", action="store_true", help="list the views, their files and columns")
     p.add_argument("--show-sql", action="store_true", help="print the report's SQL instead of running it")
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
-    p.add_argument("--output", metavar="FILE", help="write the result to FILE (atomically) instead of stdout")
+    p.add_argument("--output", metavar="FILE", help="write the result to FILE (atomically) instead of stdout; never a "
+                   "pipeline output or a non-regular file")
+    p.add_argument("--force", action="store_true", help="let --output replace an existing regular file")
     p.add_argument("--max-rows", type=int, default=100, help="rows shown by --format table (-1: all; default 100)")
     p.set_defaults(func=cmd_audit)
 
@@ -191,6 +222,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     if not sql and not args.views:
         _err("audit: give a SQL query, --report NAME, --views or --list-reports")
+        return 2
+    if args.output and (problem := output_problem(args.output, args.root, args.force)):
+        _err(f"audit: --output {args.output} {problem}")
         return 2
     try:
         con = open_audit(args.root)
@@ -307,7 +341,8 @@ def _add_judge_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="LLMBar JSON, pairwise JSONL/Parquet, RewardBench Parquet/JSONL or id, Likert JSONL/Parquet")
     p.add_argument("--format", required=True, choices=["llmbar", "pairwise", "rewardbench", "likert"])
     p.add_argument("--model", required=True, help="models/itK, a local checkpoint, a Hugging Face id, or the served model name")
-    p.add_argument("--output", required=True, help="Parquet file to write")
+    p.add_argument("--output", required=True, help="Parquet file to write (never a pipeline output)")
+    p.add_argument("--force", action="store_true", help="let --output replace an existing regular file")
     p.add_argument("--layout", default="judgeloop", choices=["judgeloop", "prometheus", "biggen"], help="Likert file layout")
     p.add_argument("--limit", type=int, help="judge at most N examples")
     p.add_argument("--orders", default="both", choices=["both", "random_seeded"])
@@ -330,6 +365,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from .pipeline import setup_logging
 
     setup_logging()
+    if problem := output_problem(args.output, ".", args.force):
+        _err(f"judge: --output {args.output} {problem}")
+        return 2
     if args.backend != "openai" and (problem := _local_model_problem(args.model)):
         _err(f"judge: --model {args.model}: {problem}")
         return 2
@@ -440,13 +478,54 @@ def cmd_preset(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- plan
+
+
+def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="print how many generations and tokens each stage will make (a dry run; no model loaded)",
+        description="From params.yaml and the input files alone: per stage, the generations and the most new "
+                    "tokens they may take. Prompt counts come from the prompts stage's own ingest and split.",
+    )
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--preset", default=None, help="plan params.yaml with this preset merged in (nothing is written)")
+    p.add_argument("--pool", type=int, default=None,
+                   help="number of instructions, where the prompt sources cannot be read here (a hub id)")
+    p.set_defaults(func=cmd_plan)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import ConfigError, load_params, parse_params
+    from .plan import format_plan
+    from .presets import merged_text
+
+    if args.pool is not None and args.pool < 1:
+        _err("plan: --pool must be a positive number of instructions")
+        return 2
+    try:
+        if args.preset:
+            path = Path(args.params)
+            text, _, _ = merged_text(args.preset, path.parent, path.name)
+            params = parse_params(yaml.safe_load(text), f"{path} with preset {args.preset}")
+        else:
+            params = load_params(args.params)
+        print(format_plan(params, args.pool))
+    except (ConfigError, ValueError, OSError) as e:
+        _err(f"plan: {e}")
+        return 2
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="judgeloop",
-        description="judgeloop: SQL audit, dataset diff, applying a judge, pipeline stages, params presets.",
+        description="judgeloop: SQL audit, dataset diff, applying a judge, pipeline stages, params presets, run plans.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -456,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_judge_parser(sub)
     _add_stage_parser(sub)
     _add_preset_parser(sub)
+    _add_plan_parser(sub)
     return parser
 
 

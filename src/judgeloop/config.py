@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,6 +185,10 @@ class CurationConfig(_Model):
     pairs_per_input: int = Field(1, ge=1)
     # balancing of the DPO set; null = same as `balance`
     dpo_balance: Literal["truncate", "none"] | None = None
+    # DPO's chosen side: `parsed`, a verdict the judge wrote itself (RAM: an
+    # unparsed judgment is only ever a negative); `parsed_or_forced` also takes
+    # forced verdicts, for a seed that writes no verdict at all (SmolLM2-135M)
+    dpo_chosen: Literal["parsed", "parsed_or_forced"] = "parsed"
     seed: int = 0
 
     @property
@@ -311,6 +316,22 @@ class LikertConfig(_Model):
         return v
 
 
+# An iteration's name becomes a directory (data/NAME, models/NAME, ...) and a
+# split value in prompts.parquet: a plain identifier, and none of the names
+# the pipeline gives its own splits and folders.
+ITERATION_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+RESERVED_NAMES = {
+    "it0": "the seed model",
+    "eval": "the held-out evaluation split (its prompts would become training data)",
+    "unused": "the prompts no split takes",
+    "excluded": "the prompts the category filter drops",
+    "evalsets": "data/evalsets, the evaluation sets",
+    "plots": "reports/plots",
+    "summary": "reports/summary.*",
+    "synthetic": "the held-out synthetic evaluation set",
+}
+
+
 class IterationOverrides(_Model):
     """Per-iteration settings; only the keys given replace the global block."""
 
@@ -342,10 +363,17 @@ class Params(_Model):
     def _iteration_names(cls, v: dict[str, IterationConfig]) -> dict[str, IterationConfig]:
         if not v:
             raise ValueError("at least one iteration is needed (e.g. it1: {prev: it0, ...})")
-        problems = []  # every bad `prev` at once, not just the first
+        problems = []  # every bad name and `prev` at once, not just the first
+        for name in v:
+            if not re.fullmatch(ITERATION_NAME, name):
+                problems.append(f"iterations: {name!r} is not a valid name: a letter, then letters, digits or _ "
+                                "(at most 64); it names directories")
+            elif name.lower() in RESERVED_NAMES:
+                problems.append(f"iterations: {name!r} is reserved for {RESERVED_NAMES[name.lower()]}; "
+                                f"reserved: {sorted(RESERVED_NAMES)}")
+        if problems:
+            raise ValueError("\n  ".join(problems))
         for name, it in v.items():
-            if name == "it0":
-                raise ValueError("`it0` is the seed model and cannot be an iteration name")
             if it.prev != "it0" and it.prev not in v:
                 allowed = ["it0", *[n for n in v if n != name]]
                 problems.append(f"iterations.{name}.prev = {it.prev!r} does not exist; allowed: {allowed}")

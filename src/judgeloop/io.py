@@ -146,3 +146,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def inside(path: str | Path, root: str | Path = ".") -> Path:
+    """`path`, resolved (symlinks followed), if it stays inside `root`; else a ValueError naming both.
+
+    For every path built from user input (an iteration or set name, a link
+    under data/): nothing is written outside the project."""
+    root_r = Path(root).resolve()
+    resolved = (root_r / path).resolve()
+    if resolved != root_r and not resolved.is_relative_to(root_r):
+        raise ValueError(f"{path}: resolves to {resolved}, outside the project ({root_r}); refusing to use it")
+    return resolved

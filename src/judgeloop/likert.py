@@ -165,6 +165,16 @@ def synthetic_items(pairs: list[dict[str, Any]], gold_w: int, gold_l: int) -> li
     return items
 
 
+def source_items(lk: Any) -> list[RubricItem]:
+    """The items of every `likert.sources` entry (each at most `limit`), ids prefixed by the source's name."""
+    items = []
+    for src in lk.sources:
+        where, rows = rubric_rows(src.kind, src.path, src.hf_split)
+        name = src.name or ("builtin" if src.kind == "builtin" else Path(src.path or "x").stem)
+        items += parse_items(rows[: src.limit] if src.limit else rows, src.layout, where, name)
+    return items
+
+
 def split_items(items: list[RubricItem], seed: int, eval_fraction: float, fractions: dict[str, float]) -> dict[str, str]:
     return {it.item_id: assign_split(split_u(it.item_id, seed), eval_fraction, list(fractions.items())) for it in items}
 
@@ -290,9 +300,12 @@ def training_text(text: str, score: int | None, source: str | None) -> str:
 
 def curate_likert(
     judged: list[dict[str, Any]], items: dict[str, RubricItem], iteration: str, seed: int, pairs_per_input: int,
-    tie_break: str = "random", meta_judge: Any = None,
+    tie_break: str = "random", meta_judge: Any = None, dpo_chosen: str = "parsed",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """(dpo rows, sft rows, funnel). Distance = |score - gold|; unparsed is the farthest."""
+    """(dpo rows, sft rows, funnel). Distance = |score - gold|; unparsed is the farthest.
+
+    With `dpo_chosen: parsed` a forced score counts as unparsed (never chosen,
+    rejected as the judge wrote it); `parsed_or_forced` ranks it by its score."""
     rng = random.Random(f"{seed}:{iteration}:likert")
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for j in judged:
@@ -302,7 +315,10 @@ def curate_likert(
     dpo, sft = [], []
     for item_id in sorted(by_item):
         js = sorted(by_item[item_id], key=lambda j: j["judgment_id"])
-        dist = {j["judgment_id"]: (abs(j["score"] - j["gold_score"]) if j["score"] is not None else 99) for j in js}
+        def own(j: dict[str, Any]) -> bool:
+            return j["score"] is not None and (dpo_chosen != "parsed" or j["score_source"] == "parsed")
+
+        dist = {j["judgment_id"]: (abs(j["score"] - j["gold_score"]) if own(j) else 99) for j in js}
         best, worst = min(dist.values()), max(dist.values())
         if best == 99:
             funnel["no_parsed"] += 1
@@ -325,10 +341,10 @@ def curate_likert(
                 "example_id": f"{iteration}:dpo:{chosen['judgment_id']}|{rej['judgment_id']}",
                 "pair_id": item_id, "iteration": iteration, "order": "single", "prompt": prompt,
                 "chosen": training_text(chosen["text"], chosen["score"], chosen["score_source"]),
-                "rejected": training_text(rej["text"], rej["score"], rej["score_source"]),
+                "rejected": training_text(rej["text"], rej["score"], rej["score_source"]) if own(rej) else rej["text"],
                 "chosen_judgment_id": chosen["judgment_id"], "rejected_judgment_id": rej["judgment_id"],
                 "chosen_verdict": str(chosen["score"]), "rejected_verdict": None if rej["score"] is None else str(rej["score"]),
-                "rejected_reason": "unparsed" if rej["score"] is None else "farther_from_gold",
+                "rejected_reason": "farther_from_gold" if own(rej) else "unparsed",
             })
         if best == 0:  # exact matches also make an SFT set (for sft_then_dpo)
             sft.append({

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import ConfigError, Params, load_params
-from .io import read_parquet, write_json, write_parquet
+from .io import inside, read_parquet, write_json, write_parquet
 
 log = logging.getLogger("judgeloop")
 
@@ -64,15 +64,11 @@ def run_pairs(params: Params, args: Any) -> None:
 
 def run_rubrics(params: Params, args: Any) -> None:
     """Likert items with gold scores, split by hash like the prompts (method: likert)."""
-    from .likert import parse_items, rubric_rows, split_items, synthetic_items
+    from .likert import source_items, split_items, synthetic_items
     from .schemas import to_table
 
     lk = params.likert
-    items = []
-    for src in lk.sources:
-        where, rows = rubric_rows(src.kind, src.path, src.hf_split)
-        name = src.name or ("builtin" if src.kind == "builtin" else Path(src.path or "x").stem)
-        items += parse_items(rows[: src.limit] if src.limit else rows, src.layout, where, name)
+    items = source_items(lk)
     if lk.synthetic:
         items += synthetic_items(read_parquet(DATA / "pairs.parquet").to_pylist(), *lk.synthetic_gold)
     ids = [it.item_id for it in items]
@@ -151,7 +147,8 @@ def _curate_likert(params: Params, it: str) -> None:
 
         meta = make_meta_judge(make_backend(model_dir(params.iterations[it].prev), params.generation), lk.meta_judge_max_tokens,
                                seed=cfg.seed)
-    dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta)
+    dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta,
+                                     cfg.dpo_chosen)
     write_parquet(to_table("dpo", dpo), DATA / it / "dpo.parquet")
     write_parquet(to_table("sft", sft), DATA / it / "sft.parquet")
     write_json(funnel, STATS / it / "curation.json")
@@ -296,11 +293,24 @@ def run_validate(params: Params, args: Any) -> None:
     if params.method == "likert":
         files = {"rubrics": str(DATA / "rubrics.parquet"), "likert_judgments": str(DATA / it / "judgments.parquet"),
                  "likert_sft": str(DATA / it / "sft.parquet"), "dpo": str(DATA / it / "dpo.parquet")}
+    if params.method != "likert":
+        _check_no_eval_leak(it)
     balanced = params.curation_for(it).balance == "truncate"
     reports = validate_files(files, str(REPORTS / it / "validation"), ab_tolerance=0.2 if balanced else None)
     for r in reports:
         log.info("validate@%s: %s %s", it, r.dataset, "ok" if r.success else "FAILED")
     raise_on_failure(reports)
+
+
+def _check_no_eval_leak(it: str) -> None:
+    """No prompt judged (and so trained on) in `it` is also in the evaluation split."""
+    pairs = read_parquet(DATA / "pairs.parquet").select(["pair_id", "prompt_id", "split"]).to_pylist()
+    judged = set(read_parquet(DATA / it / "judgments.parquet").column("pair_id").to_pylist())
+    eval_prompts = {p["prompt_id"] for p in pairs if p["split"] == "eval"}
+    leaked = sorted({p["prompt_id"] for p in pairs if p["pair_id"] in judged} & eval_prompts)
+    if leaked:
+        raise ValueError(f"validate@{it}: {len(leaked)} prompt(s) judged for training in {it} are in the evaluation "
+                         f"split too (the test set would be trained on): prompt_id {', '.join(leaked[:5])}")
 
 
 def run_train(params: Params, args: Any) -> None:
@@ -400,7 +410,21 @@ def run_report(params: Params, args: Any) -> None:
     build_report(params)
 
 
+def run_check(params: Params, args: Any) -> None:
+    """The first stage: params.yaml parses and validates (run_stage did that) before any other stage runs.
+
+    DVC removes a stage's outputs just before it runs its command, so a bad
+    value (`dvc exp run -S judging.samples=abc`) found inside the judge stage
+    would cost the judge's outputs. Every stage depends on this one's marker,
+    whose content never changes: a bad params.yaml stops the run here, and a
+    good one re-runs nothing downstream by itself."""
+    write_json({"params": "valid"}, CHECK_MARKER)
+
+
+CHECK_MARKER = STATS / "params_ok.json"
+
 STAGES: dict[str, Callable[[Params, Any], None]] = {
+    "check": run_check,
     "seed": run_seed,
     "prompts": run_prompts,
     "pairs": run_pairs,
@@ -443,6 +467,7 @@ def run_stage(name: str, argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         if args.iteration and args.iteration != "it0" and args.iteration not in params.iterations:
             raise ConfigError(f"--iteration {args.iteration!r}: not in params.iterations {list(params.iterations)}")
+        _check_output_dirs(args)
         STAGES[name](params, args)
     except (ConfigError, ValueError, OSError, RuntimeError) as e:
         # a bad input, a missing or corrupted file, a full disk, a failing server:
@@ -459,6 +484,18 @@ def run_stage(name: str, argv: list[str] | None = None) -> int:
             f.write(json.dumps({"stage": name, "iteration": args.iteration, "seconds": round(seconds, 2),
                                 "max_rss_mb": round(rss_mb, 1)}) + "\n")
     return 0
+
+
+def _check_output_dirs(args: Any) -> None:
+    """Every folder a stage writes into, named after user input or not, resolves inside the project
+    (a link under data/ or models/ pointing elsewhere is refused before anything is written)."""
+    roots = [DATA, MODELS, METRICS, STATS, REPORTS, DATA / "evalsets"]
+    if args.iteration:
+        roots += [r / args.iteration for r in (DATA, MODELS, METRICS, STATS, REPORTS)]
+    if getattr(args, "name", None):
+        roots.append(evalset_path(args.name))
+    for p in roots:
+        inside(p)
 
 
 def _peak_rss_mb() -> float:

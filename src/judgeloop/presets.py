@@ -58,8 +58,10 @@ def _float(representer: Any, x: float) -> Any:
     return representer.represent_float(x)
 
 
-def apply_preset(name: str, root: str | Path = ".", params_file: str = "params.yaml") -> list[str]:
-    """Merge the preset into params.yaml; returns the dotted keys that changed."""
+def merged_text(name: str, root: str | Path = ".", params_file: str = "params.yaml") -> tuple[str, list[str], Path]:
+    """params.yaml with the preset merged in (comments kept), the dotted keys that changed, and params.yaml's path.
+
+    Raises ConfigError when the preset or the result is invalid."""
     from ruamel.yaml import YAML
 
     root = Path(root)
@@ -82,7 +84,13 @@ def apply_preset(name: str, root: str | Path = ".", params_file: str = "params.y
     buf = io.StringIO()
     rt.dump(data, buf)
     text = buf.getvalue()
-    parse_params(yaml.safe_load(text), f"{target} with preset {source}")  # invalid: nothing is written
+    parse_params(yaml.safe_load(text), f"{target} with preset {source}")
+    return text, changed, target
+
+
+def apply_preset(name: str, root: str | Path = ".", params_file: str = "params.yaml") -> list[str]:
+    """Merge the preset into params.yaml; returns the dotted keys that changed. Invalid: nothing is written."""
+    text, changed, target = merged_text(name, root, params_file)
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return changed

@@ -26,7 +26,9 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def collect(params: Params) -> dict[str, Any]:
     models = params.eval_models()
-    out: dict[str, Any] = {"method": params.method, "models": {}, "iterations": {}}
+    from .hardware import environment
+
+    out: dict[str, Any] = {"method": params.method, "models": {}, "iterations": {}, "environment": environment()}
     for m in models:
         ev = _load(STATS / m / "eval.json")
         if ev:
@@ -175,6 +177,12 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         c, t = d["curation"] or {}, d["train"] or {}
         lines.append(f"| {it} | {d['prev']} | {_fmt(c.get('judgments'))} | {_fmt(c.get('correct'))} | {_fmt(c.get('kept'))} | "
                      f"{_fmt(c.get('keep_rate_pairs'))} | {_fmt(t.get('train_loss'))} | {c.get('empty_reason', '')} |")
+    env = summary.get("environment") or {}
+    if env:
+        cpu, versions = env.get("cpu", {}), env.get("versions", {})
+        lines += ["", f"Made on: {cpu.get('model')} ({cpu.get('cpus')} CPUs; {' '.join(cpu.get('flags', []))}), "
+                  f"Python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ". "
+                  "Runs on the same machine give byte-identical outputs; another CPU may round differently."]
     lines += ["", "![evaluation](plots/eval.png)", "", "![training](plots/training.png)", ""]
     return "\n".join(lines)
 

@@ -250,3 +250,24 @@ def check_table(kind: str, table: pa.Table, where: str) -> None:
     missing = [f.name for f in want if f.name not in table.column_names]
     if missing:
         raise ValueError(f"{where}: not a {kind} table, missing columns {missing}")
+    for f in want:
+        got = table.schema.field(f.name).type
+        if not _compatible(got, f.type):
+            raise ValueError(f"{where}: column {f.name!r} is {got}, a {kind} table has {f.type} there")
+
+
+def _compatible(got: pa.DataType, want: pa.DataType) -> bool:
+    """Same type, or the same kind (any string, integer or float width); an all-null column fits anything."""
+    if got == want or pa.types.is_null(got):
+        return True
+    strings = (pa.types.is_string, pa.types.is_large_string, getattr(pa.types, "is_string_view", lambda t: False))
+    if any(k(got) for k in strings) and any(k(want) for k in strings):
+        return True
+    if pa.types.is_dictionary(got):
+        return _compatible(got.value_type, want)
+    for family in (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean):
+        if family(got) and family(want):
+            return True
+    if pa.types.is_list(got) or pa.types.is_large_list(got):
+        return (pa.types.is_list(want) or pa.types.is_large_list(want)) and _compatible(got.value_type, want.value_type)
+    return False

@@ -146,14 +146,17 @@ def save_model(model: Any, tok: Any, out_dir: str | Path, manifest: dict[str, An
 
     `state_dict`: the weights to write instead of `model`'s own (a distributed
     run's gathered weights; `model` then gives the config)."""
+    from .hardware import environment
+
     out_dir = Path(out_dir)
     with atomic_path(out_dir, suffix=".dir") as tmp:
         tmp.unlink()
         model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tok.save_pretrained(tmp)
         weights = sorted(tmp.glob("*.safetensors"))
-        # no timestamp: the same weights give the same bytes, so DVC sees an unchanged output
-        manifest = {**manifest, "content_hash": _weights_hash(weights)}
+        # no timestamp: the same weights give the same bytes, so DVC sees an unchanged output;
+        # the machine and library versions: another CPU may round differently
+        manifest = {**manifest, "content_hash": _weights_hash(weights), "made_on": environment()}
         write_json(manifest, tmp / MANIFEST)
         if out_dir.exists():
             shutil.rmtree(out_dir)

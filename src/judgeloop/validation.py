@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from great_expectations.execution_engine import pandas_execution_engine as _gx_pandas
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
+from judgeloop.parsing import parse_verdict
 from judgeloop.schemas import KEYS, SCHEMAS
 
 GEN_STATUSES = ["ok", "unparsed", "truncated", "empty_w", "empty_l", "same_as_w",
@@ -62,12 +63,13 @@ LONG_TEXT = {"text", "prompt", "completion", "chosen", "rejected", "instruction"
              "modified_instruction", "response", "reference_answer", "criteria",
              *(f"score{k}_description" for k in range(1, 6))}
 # Computed check columns that need a long text column (computed chunk by chunk), and their inputs.
-TEXT_FLAGS = {"pairs_ok": ["_w_differs_l"], "sft": ["_tag_matches_verdict"], "dpo": ["_chosen_differs_rejected"],
-              "likert_sft": ["_tag_matches_verdict"]}
+TEXT_FLAGS = {"pairs_ok": ["_w_differs_l"], "sft": ["_parses_to_verdict"], "dpo": ["_chosen_differs_rejected"],
+              "likert_sft": ["_parses_to_verdict"]}
 FLAG_INPUTS = {"pairs_ok": ["response_w", "response_l"], "sft": ["completion", "verdict"],
                "dpo": ["chosen", "rejected"], "likert_sft": ["completion", "verdict"]}
 # Inputs of the computed check columns that are not long texts (read with the narrow columns).
-NARROW_FLAG_INPUTS = {"judgments": ["verdict", "correct", "parse_status", "verdict_source"], "sft": ["verdict"],
+NARROW_FLAG_INPUTS = {"judgments": ["verdict", "correct", "parse_status", "verdict_source", "order"], "sft": ["verdict"],
+                      "dpo": ["order", "chosen_verdict"],
                       "likert_judgments": ["parse_status", "score_source"], "pairs_ok": ["gen_status"]}
 CHUNK_BYTES = 1 << 28  # uncompressed long-text bytes per validated chunk (256 MB: measured faster than 1 GB)
 
@@ -169,17 +171,23 @@ def _flags(batch: str, df: pd.DataFrame) -> dict[str, pd.Series]:
     if batch == "judgments":
         verdict, correct = _col(df, "verdict"), _col(df, "correct")
         return {"_correct_null_iff_verdict_null": correct.isna() == verdict.isna(),
+                "_correct_matches_verdict": _correct_matches_verdict(df),
                 "_parsed_needs_parse_ok": _parsed_needs_parse_ok(df, "verdict_source")}
     if batch == "sft":
-        return {"_tag_matches_verdict": _tag_matches(df, "[[{}]]"),
+        return {"_parses_to_verdict": _parses_to_verdict(df, _pairwise_verdict),
                 "_is_a": _col(df, "verdict").eq("A").fillna(False).astype(float)}
     if batch == "dpo":
         same = _col(df, "chosen").eq(_col(df, "rejected")).fillna(False).astype(bool)
-        return {"_chosen_differs_rejected": ~same}
+        # pairwise rows (order wl / lw): the chosen verdict picks the known winner; Likert rows (single) have none
+        order, chosen = _col(df, "order"), _col(df, "chosen_verdict")
+        pairwise = order.isin(["wl", "lw"]).fillna(False).astype(bool)
+        winner = order.map({"wl": "A", "lw": "B"})
+        right = chosen.eq(winner).fillna(False).astype(bool)
+        return {"_chosen_differs_rejected": ~same, "_chosen_is_the_winner": ~pairwise | right}
     if batch == "likert_judgments":
         return {"_parsed_needs_parse_ok": _parsed_needs_parse_ok(df, "score_source")}
     if batch == "likert_sft":
-        return {"_tag_matches_verdict": _tag_matches(df, "[RESULT] {}")}
+        return {"_parses_to_verdict": _parses_to_verdict(df, _likert_verdict)}
     return {}
 
 
@@ -189,6 +197,15 @@ def _prepare(batch: str, df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**_flags(batch, df))
 
 
+def _correct_matches_verdict(df: pd.DataFrame) -> pd.Series:
+    """`correct` is what the verdict, the order and the known winner say (recomputed, not trusted)."""
+    verdict, correct, order = _col(df, "verdict"), _col(df, "correct"), _col(df, "order")
+    winner = order.map({"wl": "A", "lw": "B"})
+    expected = verdict.eq(winner)
+    has = verdict.notna() & correct.notna()
+    return ~has | (correct.astype(object).eq(expected.astype(object))).fillna(False).astype(bool)
+
+
 def _parsed_needs_parse_ok(df: pd.DataFrame, source_col: str) -> pd.Series:
     """A verdict/score the judge wrote itself ("parsed") needs parse_status ok."""
     not_ok = _col(df, "parse_status").ne("ok").fillna(True).astype(bool)
@@ -196,26 +213,26 @@ def _parsed_needs_parse_ok(df: pd.DataFrame, source_col: str) -> pd.Series:
     return ~(not_ok & parsed)
 
 
-def _tag_matches(df: pd.DataFrame, tag: str) -> pd.Series:
-    """The completion contains the verdict line for its own verdict (tag: "[[{}]]" or "[RESULT] {}")."""
-    completion, verdict = _col(df, "completion"), _col(df, "verdict")
-    values = [v for v in pd.unique(verdict.dropna()) if isinstance(v, str)]
-    if len(values) <= 16:  # one vectorised substring search per verdict value
-        try:
-            out = pd.Series(False, index=df.index, dtype=bool)
-            for v in values:
-                rows = verdict.eq(v).fillna(False).to_numpy(dtype=bool)
-                if rows.any():
-                    c = completion[rows]
-                    hit = c.str.contains(tag.format(v), regex=False) if len(c) else c
-                    is_str = c.map(lambda x: isinstance(x, str)) if c.dtype == object else c.notna()
-                    out[rows] = (hit.fillna(False).astype(bool) & is_str.astype(bool)).to_numpy(dtype=bool)
-            return out
-        except (AttributeError, TypeError):  # a completion column of non-strings
-            pass
-    pairs = zip(completion, verdict)
-    flags = [isinstance(c, str) and isinstance(v, str) and tag.format(v) in c for c, v in pairs]
+def _parses_to_verdict(df: pd.DataFrame, parse: Callable[[str], str | None]) -> pd.Series:
+    """The completion, read by the judge's own parser, gives the row's verdict.
+
+    Not a substring test: a completion holding both [[A]] and [[B]] contains
+    its own tag but parses to no verdict, and would teach the next judge to
+    take both sides."""
+    flags = [isinstance(c, str) and isinstance(v, str) and parse(c) == v
+             for c, v in zip(_col(df, "completion"), _col(df, "verdict"))]
     return pd.Series(flags, index=df.index, dtype=bool)
+
+
+def _pairwise_verdict(text: str) -> str | None:
+    return parse_verdict(text).verdict
+
+
+def _likert_verdict(text: str) -> str | None:
+    from .likert import parse_score
+
+    score, _ = parse_score(text)
+    return None if score is None else str(score)
 
 
 def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_chars: int) -> list[_Check]:
@@ -236,14 +253,15 @@ def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_c
                 _in_set("parse_status", ["ok", "none", "both", "truncated"]),
                 _in_set("verdict_source", ["parsed", "forced"]),
                 _lengths("text", None, max_text_chars),
-                _flag("_correct_null_iff_verdict_null"), _flag("_parsed_needs_parse_ok")]
+                _flag("_correct_null_iff_verdict_null"), _flag("_correct_matches_verdict"),
+                _flag("_parsed_needs_parse_ok")]
     if batch == "sft":
         checks = [_columns("sft"), _unique("example_id"),
                   *map(_not_null, ["example_id", "pair_id", "judgment_id", "prompt", "completion",
                                    "verdict"]),
                   *(_lengths(c, 1, None) for c in ["pair_id", "judgment_id"]),
                   *(_lengths(c, 1, max_text_chars) for c in ["prompt", "completion"]),
-                  _in_set("verdict", ["A", "B"]), _flag("_tag_matches_verdict")]
+                  _in_set("verdict", ["A", "B"]), _flag("_parses_to_verdict")]
         # the A/B balance means nothing on a handful of rows, nor when curation
         # was told not to balance (ab_tolerance None)
         if ab_tolerance is not None and len(df) >= 4:
@@ -263,7 +281,7 @@ def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_c
                                  "chosen_judgment_id", "rejected_judgment_id", "chosen_verdict"]),
                 *(_lengths(c, 1, max_text_chars) for c in ["prompt", "chosen", "rejected"]),
                 _in_set("rejected_reason", ["wrong", "unparsed", "farther_from_gold"]),
-                _flag("_chosen_differs_rejected")]
+                _flag("_chosen_differs_rejected"), _flag("_chosen_is_the_winner")]
     if batch == "rubrics":
         texts = ["instruction", "response", "criteria"] + [f"score{k}_description" for k in range(1, 6)]
         return [_columns("rubrics"), _unique("item_id"), *map(_not_null, ["item_id", "gold_score", "split", *texts]),
@@ -278,7 +296,7 @@ def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_c
     if batch == "likert_sft":
         return [_columns("likert_sft"), _unique("example_id"),
                 *map(_not_null, ["example_id", "pair_id", "judgment_id", "prompt", "completion", "verdict"]),
-                _in_set("verdict", ["1", "2", "3", "4", "5"]), _flag("_tag_matches_verdict")]
+                _in_set("verdict", ["1", "2", "3", "4", "5"]), _flag("_parses_to_verdict")]
     raise ValueError(f"unknown dataset kind {batch!r}; expected one of {sorted(BATCHES)} or pairs_ok")
 
 

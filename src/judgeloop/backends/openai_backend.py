@@ -21,8 +21,12 @@ flight), spread round-robin over `base_urls`. A failed attempt (HTTP 429 or
 exponential backoff with full jitter (`backoff_s * 2**attempt`, uniformly
 scaled); other 4xx responses fail at once with the server's message. After
 `max_retries` retries the call raises `RuntimeError` naming the endpoint URL
-and the last error. The API key (read from `$api_key_env`) is only ever put
-in the Authorization header; messages that could echo it are redacted.
+and the last error. A local protocol error (a header httpx refuses to send)
+cannot succeed on retry and fails at once. The API key (read from
+`$api_key_env`) is only ever put in the Authorization header; credentials in
+a base URL (`user:password@`, query values) are kept in the URL that is
+called. Every message, log line and identity redacts all of them, in every
+form a message could print (raw, escaped, URL-encoded): `secret_forms`.
 
 Semantics kept identical to the transformers backend:
 
@@ -92,6 +96,9 @@ class OpenAIBackend(Backend):
         self.ocfg = oc
         self.base_urls = [u.rstrip("/") for u in oc.base_urls]
         self._api_key = _read_api_key(oc.api_key_env)
+        self._secrets = sorted({f for sec in [self._api_key or "", *(x for u in self.base_urls for x in url_secrets(u))]
+                                for f in secret_forms(sec)}, key=len, reverse=True)
+        _HTTP_LOG_REDACTION.add(self._secrets)  # httpx logs the URLs it calls
         self.mode = "completions" if oc.tokenizer else "chat"
         self.tok = None
         if oc.tokenizer:
@@ -113,7 +120,8 @@ class OpenAIBackend(Backend):
             self.model_name = oc.model
         else:
             if not models or not models[0].get("id"):
-                raise RuntimeError(f"GET {self.base_urls[0]}/models: the server lists no models; set generation.openai.model")
+                raise RuntimeError(self._redact(f"GET {self.base_urls[0]}/models: the server lists no models; "
+                                                "set generation.openai.model"))
             self.model_name = str(models[0]["id"])
         owned = next((m.get("owned_by") for m in models if m.get("id") == self.model_name), None)
         if owned is None and models:
@@ -126,19 +134,20 @@ class OpenAIBackend(Backend):
             _, model_hash = model_identity(model_dir)
         if model_hash == "unknown":
             # No local weights to hash: identify the model by where it is served and its name.
-            ident = json.dumps({"base_urls": sorted(self.base_urls), "model": self.model_name}, sort_keys=True)
+            ident = json.dumps({"base_urls": sorted(self._redact(u) for u in self.base_urls), "model": self.model_name},
+                               sort_keys=True)
             model_hash = "server:" + hashlib.sha256(ident.encode()).hexdigest()[:16]
         self.model_hash = model_hash
         log.info(
             "openai backend: model %s (%s server) at %s, %s mode",
-            self.model_name, self.server_kind, ", ".join(self.base_urls), self.mode,
+            self.model_name, self.server_kind, self._redact(", ".join(self.base_urls)), self.mode,
         )
 
     def engine_identity(self) -> dict[str, Any]:
         return {
             "engine": "openai",
             "model": self.model_name,
-            "base_urls": sorted(self.base_urls),
+            "base_urls": sorted(self._redact(u) for u in self.base_urls),
             "mode": self.mode,
             # a retrained model served under the same name must not hit old cache shards
             "model_hash": self.model_hash,
@@ -379,6 +388,8 @@ class OpenAIBackend(Backend):
             retry_after = 0.0
             try:
                 resp = await client.request(method, url, json=body)
+            except httpx.LocalProtocolError as e:  # a request httpx will not send (a bad header): the same every time
+                raise RuntimeError(self._redact(f"{method} {url}: {type(e).__name__}: {e}".rstrip(": "))) from None
             except httpx.TransportError as e:  # connection refused/reset, timeouts, protocol errors
                 last_err = self._redact(f"{type(e).__name__}: {e}".rstrip(": "))
             else:
@@ -393,13 +404,13 @@ class OpenAIBackend(Backend):
                                 try:
                                     check(data)
                                 except MalformedResponse as e:
-                                    raise RuntimeError(f"{method} {url}: malformed response: {self._redact(str(e))}") from None
+                                    raise RuntimeError(self._redact(f"{method} {url}: malformed response: {e}")) from None
                             return data
                         last_err = f"HTTP {resp.status_code}: the response is not a JSON object"
                 else:
                     msg = self._redact(_error_message(resp))
                     if resp.status_code != 429 and resp.status_code < 500:
-                        raise RuntimeError(f"{method} {url}: HTTP {resp.status_code}: {msg}")
+                        raise RuntimeError(self._redact(f"{method} {url}: HTTP {resp.status_code}: {msg}"))
                     last_err = f"HTTP {resp.status_code}: {msg}"
                     retry_after = _retry_after(resp)
             if attempt < max_retries:
@@ -408,14 +419,14 @@ class OpenAIBackend(Backend):
                 self.stats.extra["http_retries"] += 1
                 log.warning(
                     "openai backend: %s %s failed (%s); retry %d/%d in %.2f s",
-                    method, url, last_err, attempt + 1, max_retries, delay,
+                    method, self._redact(url), last_err, attempt + 1, max_retries, delay,
                 )
                 await _sleep(delay)
         tried = sorted({self.base_urls[(start + a) % len(self.base_urls)] for a in range(max_retries + 1)})
-        raise RuntimeError(
+        raise RuntimeError(self._redact(
             f"{method} {url}: failed after {max_retries + 1} attempt(s) (endpoints tried: {', '.join(tried)}); "
             f"last error: {last_err}"
-        )
+        ))
 
     def _list_models(self, required: bool) -> list[dict[str, Any]]:
         """GET /models on the first endpoint; retried only when the model name depends on it."""
@@ -429,13 +440,15 @@ class OpenAIBackend(Backend):
         except RuntimeError as e:
             if required:
                 raise
-            log.warning("openai backend: could not list the server's models (%s); continuing", e)
+            log.warning("openai backend: could not list the server's models (%s); continuing", self._redact(str(e)))
             return []
         models = data.get("data")
         return [m for m in models if isinstance(m, dict)] if isinstance(models, list) else []
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        for form in self._secrets:  # longest first: a form that contains another goes whole
+            text = text.replace(form, "***")
+        return text
 
     def _run(self, make: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine to completion from sync code, also when a loop already runs here."""
@@ -457,7 +470,63 @@ def _read_api_key(env: str | None) -> str | None:
     key = os.environ.get(env)
     if not key:
         raise RuntimeError(f"generation.openai.api_key_env: the environment variable {env} is not set")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in key):
+        # an HTTP header cannot carry it (a trailing newline from `echo` or a file, typically); never print it
+        raise RuntimeError(f"generation.openai.api_key_env: the key in {env} holds whitespace or control characters "
+                           "(a trailing newline?); remove them")
     return key
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts known secrets from the records of the HTTP libraries' loggers (httpx logs every URL it calls)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: list[str] = []
+        self.installed = False
+
+    def add(self, secrets: list[str]) -> None:
+        self.secrets = sorted(set(self.secrets) | set(secrets), key=len, reverse=True)
+        if self.secrets and not self.installed:
+            for name in ("httpx", "httpcore"):
+                logging.getLogger(name).addFilter(self)
+            self.installed = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(s in text for s in self.secrets):
+            for form in self.secrets:
+                text = text.replace(form, "***")
+            record.msg, record.args = text, None
+        return True
+
+
+_HTTP_LOG_REDACTION = _RedactingFilter()
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every form in which a message may print `secret`: as is, stripped, escaped (repr / JSON), URL-encoded."""
+    from urllib.parse import quote, quote_plus
+
+    if not secret:
+        return set()
+    forms = {secret, secret.strip(), repr(secret)[1:-1], json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    return {f for f in forms if len(f) >= 3}
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries: its password (or a lone user name, a token), `user:password`, query values."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    out = []
+    if parts.password is not None:
+        out += [parts.password, parts.netloc.rsplit("@", 1)[0]]
+    elif parts.username:
+        out.append(parts.username)
+    out += [v for _, v in parse_qsl(parts.query, keep_blank_values=False)]
+    return out
 
 
 async def _gather_or_cancel(coros: list[Awaitable[T]]) -> list[T]:
