@@ -302,18 +302,50 @@ def test_root_must_exist(tmp_path):
         open_audit(tmp_path / "nope")
 
 
-def test_views_follow_symlinked_files(tmp_path):
-    # DVC's `cache.type symlink` leaves data/<it>/x.parquet pointing into .dvc/cache.
+@pytest.mark.parametrize("cache_dir", [None, "../../shared-cache"])
+def test_views_follow_symlinked_files(tmp_path, cache_dir):
+    # DVC's `cache.type symlink` leaves data/<it>/x.parquet pointing into .dvc/cache (or a `cache.dir` elsewhere).
     root = build_project(tmp_path / "proj")
-    cache = tmp_path / "cache"
-    cache.mkdir()
+    (root / ".dvc").mkdir(exist_ok=True)
+    if cache_dir:
+        (root / ".dvc" / "config").write_text(f"[cache]\n    dir = {cache_dir}\n")
+        cache = (root / ".dvc" / cache_dir).resolve()
+    else:
+        cache = root / ".dvc" / "cache"
+    (cache / "files" / "md5" / "ab").mkdir(parents=True)
     src = root / "data" / "it1" / "judgments.parquet"
-    target = cache / "abc123"
+    target = cache / "files" / "md5" / "ab" / "c123"
     src.rename(target)
     src.symlink_to(target)
     c = open_audit(root)
     assert query(c, "SELECT count(*) FROM judgments WHERE iteration = 'it1'").fetchall()[0] == (12,)
     c.close()
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_link_out_of_the_project_never_widens_the_sandbox(tmp_path, capsys, what):
+    """A link under data/ to a folder outside (a repository can commit one) would add that folder to what SQL
+    reads; the audit refuses to open instead, naming the link."""
+    from judgeloop.cli import main
+
+    root = build_project(tmp_path / "proj")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("password: hunter2")
+    if what == "file":
+        import shutil
+
+        shutil.copy(root / "data" / "it1" / "judgments.parquet", outside / "j.parquet")
+        (root / "data" / "it9").mkdir()
+        (root / "data" / "it9" / "judgments.parquet").symlink_to(outside / "j.parquet")
+    else:
+        (root / "data" / "evil").symlink_to(outside, target_is_directory=True)
+    code = main(["audit", "--root", str(root), f"SELECT content FROM read_text('{root}/data/evil/secret.txt')"
+                 if what == "folder" else f"SELECT content FROM read_text('{outside}/secret.txt')"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "outside the project" in err and "hunter2" not in out + err
+    with pytest.raises(AuditError, match="is a link to"):
+        open_audit(root)
 
 
 # ---------------------------------------------------------------- read-only

@@ -181,7 +181,8 @@ def test_it2_only_param_reruns_only_it2(project: Path):
         dry = dvc("repro", "--dry", cwd=project)
         assert dry.returncode == 0, dry.stderr
         ran = [line.split("'")[1] for line in dry.stdout.splitlines() if line.startswith("Running stage")]
-        assert ran and all(s.endswith("@it2") for s in ran), ran
+        # the params check runs on any edit of params.yaml; its marker does not change, so nothing else follows from it
+        assert ran[0] == "check" and ran[1:] and all(s.endswith("@it2") for s in ran[1:]), ran
     finally:
         params["iterations"]["it2"].pop("overrides")
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -216,14 +217,15 @@ def test_a_failed_or_interrupted_run_loses_nothing(project: Path):
     import time
 
     before = _digests(project)
-    params_text = (project / "params.yaml").read_text()
     bad = dvc("exp", "run", "-S", "judging.samples=abc", cwd=project, timeout=600)
     assert bad.returncode != 0
     assert "judging.samples" in bad.stdout + bad.stderr and "Running stage 'check'" in bad.stdout
     assert "Running stage 'judge" not in bad.stdout  # failed in the check stage, before any other
     assert _digests(project) == before
+    assert "samples: abc" in (project / "params.yaml").read_text()  # DVC leaves the bad value; git takes it back
     subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=project, check=True)
-    assert (project / "params.yaml").read_text() == params_text
+    committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=project, capture_output=True, text=True).stdout
+    assert (project / "params.yaml").read_text() == committed
     # Ctrl-C in the middle of a stage: DVC has removed that stage's cached outputs; `dvc checkout` restores them
     proc = subprocess.Popen(["bash", "-c", "source .venv/bin/activate && exec dvc repro -f --single-item judge@it1"],
                             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

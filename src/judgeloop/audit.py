@@ -265,20 +265,55 @@ def _create_view(con: duckdb.DuckDBPyConnection, view: str, root: Path) -> None:
     con.execute(f"CREATE VIEW {_q(view)} AS SELECT {select} FROM {reader}")
 
 
+def _dvc_cache_dir(root: Path) -> Path:
+    """The project's DVC cache (`cache.dir` in .dvc/config[.local], default .dvc/cache), resolved."""
+    import configparser
+
+    cache = root / ".dvc" / "cache"
+    for name in ("config", "config.local"):
+        cfg = configparser.ConfigParser()
+        try:
+            cfg.read(root / ".dvc" / name, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        if cfg.has_option("cache", "dir"):
+            cache = (root / ".dvc" / cfg.get("cache", "dir")).resolve()
+    return cache.resolve()
+
+
 def _allowed_directories(root: Path) -> list[str]:
     """Folders the locked connection may read: data/, metrics/, stats/, and the real
-    folders behind symlinked files (DVC's `cache.type symlink`)."""
+    folders behind symlinked files (DVC's `cache.type symlink`).
+
+    A link may point into the project or into its DVC cache, nowhere else: a
+    link to /etc would add /etc to what SQL can read, so the audit refuses to
+    open (naming the link) rather than widen its sandbox."""
+    cache = _dvc_cache_dir(root)
+
+    def checked(path: str) -> str:
+        real = os.path.realpath(path)
+        if not (Path(real).is_relative_to(root) or Path(real).is_relative_to(cache)):
+            rel = os.path.relpath(path, root)
+            raise AuditError(f"{rel} is a link to {real}, outside the project and its DVC cache; the audit reads "
+                             "only the project's own data (remove or replace the link)")
+        return real
+
     dirs = {str(root / d) for d in ("data", "metrics", "stats")}
+    for d in ("data", "metrics", "stats"):
+        dirs.add(checked(str(root / d)))
+        # DuckDB allows a path by its spelling: data/evil/x reads through a link data/evil -> /etc
+        for here, subdirs, files in os.walk(root / d):
+            for name in [*subdirs, *files]:
+                if os.path.islink(os.path.join(here, name)):
+                    checked(os.path.join(here, name))
     for pattern in [*SOURCES.values(), CURATION_SOURCE]:
         for f in _files(root, pattern):
-            dirs.add(os.path.dirname(os.path.realpath(f)))
-    for d in ("data", "metrics", "stats"):
-        dirs.add(os.path.realpath(root / d))
+            dirs.add(os.path.dirname(checked(f)))
     return sorted(d.rstrip("/") + "/" for d in dirs)
 
 
-def _lock(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    dirs = ", ".join(_lit(d) for d in _allowed_directories(root))
+def _lock(con: duckdb.DuckDBPyConnection, allowed: list[str]) -> None:
+    dirs = ", ".join(_lit(d) for d in allowed)
     con.execute(f"SET allowed_directories = [{dirs}]")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
@@ -295,6 +330,7 @@ def open_audit(root: str | Path = ".", lock: bool = True) -> duckdb.DuckDBPyConn
     root = Path(root).resolve()
     if not root.is_dir():
         raise AuditError(f"--root {root}: not a directory")
+    allowed = _allowed_directories(root)  # before any file is read: a link out of the project stops here
     con = duckdb.connect(":memory:")
     con.execute("SET enable_progress_bar = false")  # no bar mixed into the output of long queries
     try:
@@ -316,7 +352,7 @@ def open_audit(root: str | Path = ".", lock: bool = True) -> duckdb.DuckDBPyConn
         if broken:
             con.executemany(f"INSERT INTO {BROKEN} VALUES (?, ?)", broken)
         if lock:
-            _lock(con, root)
+            _lock(con, allowed)
     except BaseException:
         con.close()
         raise

@@ -22,7 +22,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 # ---------------------------------------------------------------- output helpers
 
@@ -78,6 +78,33 @@ def _is_nested(t: str) -> bool:
     return t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION"))
 
 
+def _int_in(lo: int, hi: int = 2**31 - 1):
+    """argparse type: an integer in [lo, hi] (hi: what numpy / torch take as a C int), or one clear error."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is out of range: {lo}..{hi}")
+        return v
+    return parse
+
+
+def _float_in(lo: float, hi: float, lo_open: bool = False):
+    def parse(text: str) -> float:
+        import math
+
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(v) or v > hi or v < lo or (lo_open and v == lo):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {'(' if lo_open else '['}{lo:g}, {hi:g}]")
+        return v
+    return parse
+
+
 # folders whose files the pipeline (DVC) owns: a CLI --output never writes there
 PIPELINE_DIRS = ("data", "models", "metrics", "stats", "reports", "cache", ".dvc", ".git")
 
@@ -107,6 +134,48 @@ def output_problem(output: str, root: str = ".", force: bool = False) -> str | N
     return None
 
 
+STREAM_ROWS = 50_000  # rows per batch when csv / json / parquet results are streamed
+
+
+def _stream(rel: Any, fmt: str, columns: list[str], types: list[str], output: str | None) -> None:
+    """csv / json, a batch of rows at a time: memory stays flat however many rows the query returns."""
+    import contextlib
+
+    import pyarrow.csv as pacsv
+
+    from .io import atomic_path
+
+    if fmt == "csv":  # CSV has no lists or structs: render those as DuckDB text
+        rel = rel.project(", ".join(
+            f'CAST("{c}" AS VARCHAR) AS "{c}"' if _is_nested(t) else f'"{c}"' for c, t in zip(columns, types)))
+    reader = rel.to_arrow_reader(STREAM_ROWS)
+    with contextlib.ExitStack() as stack:
+        if output:
+            tmp = stack.enter_context(atomic_path(output))
+            out = stack.enter_context(open(tmp, "w", encoding="utf-8", newline=""))
+        else:
+            out = sys.stdout
+        first = True
+        for batch in reader:
+            if fmt == "csv":
+                buf = io.BytesIO()
+                pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=first))
+                out.write(buf.getvalue().decode("utf-8"))
+                first = False
+            else:
+                for r in batch.to_pylist():
+                    out.write(("[\n" if first else ",\n") + json.dumps(r, ensure_ascii=False, default=_json_default))
+                    first = False
+        if fmt == "csv" and first:  # no rows: the header alone
+            buf = io.BytesIO()
+            pacsv.write_csv(reader.schema.empty_table(), buf)
+            out.write(buf.getvalue().decode("utf-8"))
+        if fmt == "json":
+            out.write("[]\n" if first else "\n]\n")
+    if output:
+        print(f"wrote {output}", file=sys.stderr)
+
+
 def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None:
     """Render a DuckDB relation as table/csv/json/parquet to stdout or `output` (atomically)."""
     import pyarrow.csv as pacsv
@@ -121,23 +190,16 @@ def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None
         rows = rel.limit(max_rows + 1).fetchall() if max_rows >= 0 else rel.fetchall()
         more = max_rows >= 0 and len(rows) > max_rows
         text = format_table(columns, types, rows[:max_rows] if more else rows, more)
-    elif fmt == "csv":
-        # CSV has no lists or structs: render those as DuckDB text.
-        proj = ", ".join(
-            f'CAST("{c}" AS VARCHAR) AS "{c}"' if _is_nested(t) else f'"{c}"' for c, t in zip(columns, types)
-        )
-        buf = io.BytesIO()
-        pacsv.write_csv(rel.project(proj).to_arrow_table(), buf)
-        text = buf.getvalue().decode("utf-8")
-    elif fmt == "json":
-        records = rel.to_arrow_table().to_pylist()
-        body = ",\n".join(json.dumps(r, ensure_ascii=False, default=_json_default) for r in records)
-        text = f"[\n{body}\n]\n" if records else "[]\n"
+    elif fmt in ("csv", "json"):
+        _stream(rel, fmt, columns, types, output)
+        return
     elif fmt == "parquet":
         if not output:
             raise ValueError("--format parquet needs --output FILE")
-        with atomic_path(output) as tmp:
-            pq.write_table(rel.to_arrow_table(), tmp, compression="zstd")
+        reader = rel.to_arrow_reader(STREAM_ROWS)
+        with atomic_path(output) as tmp, pq.ParquetWriter(tmp, reader.schema, compression="zstd") as w:
+            for batch in reader:
+                w.write_batch(batch)
         print(f"wrote {output}", file=sys.stderr)
         return
     else:  # argparse's choices make this unreachable
@@ -169,7 +231,9 @@ def _add_audit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", metavar="FILE", help="write the result to FILE (atomically) instead of stdout; never a "
                    "pipeline output or a non-regular file")
     p.add_argument("--force", action="store_true", help="let --output replace an existing regular file")
-    p.add_argument("--max-rows", type=int, default=100, help="rows shown by --format table (-1: all; default 100)")
+    p.add_argument("--max-rows", type=_int_in(-1), default=100, help="rows shown by --format table (-1: all; default 100)")
+    p.add_argument("--timeout", type=_float_in(0.0, 1e9), default=600.0,
+                   help="seconds a query may run before it is stopped (default 600; 0: no limit)")
     p.set_defaults(func=cmd_audit)
 
 
@@ -236,7 +300,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
             sys.stdout.write(_views_text(con, args.root, detailed=True))
             if not sql:
                 return 0
+        import threading
+
+        watchdog = threading.Timer(args.timeout, con.interrupt) if args.timeout > 0 else None
         try:
+            if watchdog:
+                watchdog.start()
             rel = query(con, sql)
             if rel is None:  # not a query with a result; cannot happen for read-only statements
                 return 0
@@ -250,10 +319,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
             if not isinstance(e, (duckdb.Error, ValueError, OSError)):
                 raise
+            if isinstance(e, duckdb.InterruptException):
+                _err(f"audit: the query ran longer than --timeout {args.timeout:g} s and was stopped")
+                return 2
             _err(f"audit: {e}")
             if isinstance(e, duckdb.Error):
                 sys.stderr.write("views:\n" + _views_text(con, args.root, detailed=False))
             return 2
+        finally:
+            if watchdog:
+                watchdog.cancel()
         return 0
     finally:
         con.close()
@@ -344,17 +419,18 @@ def _add_judge_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="Parquet file to write (never a pipeline output)")
     p.add_argument("--force", action="store_true", help="let --output replace an existing regular file")
     p.add_argument("--layout", default="judgeloop", choices=["judgeloop", "prometheus", "biggen"], help="Likert file layout")
-    p.add_argument("--limit", type=int, help="judge at most N examples")
+    p.add_argument("--limit", type=_int_in(1), help="judge at most N examples")
     p.add_argument("--orders", default="both", choices=["both", "random_seeded"])
-    p.add_argument("--order-seed", type=int, default=0)
-    p.add_argument("--samples", type=int, default=1, help="k > 1: majority vote over k sampled judgments")
-    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature when --samples > 1")
-    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--order-seed", type=_int_in(0), default=0)
+    p.add_argument("--samples", type=_int_in(1, 1024), default=1, help="k > 1: majority vote over k sampled judgments")
+    p.add_argument("--temperature", type=_float_in(0.0, 100.0, lo_open=True), default=0.7,
+                   help="sampling temperature when --samples > 1")
+    p.add_argument("--max-tokens", type=_int_in(1, 1_000_000), default=256)
     p.add_argument("--fallback", default="forced", choices=["forced", "none"], help="verdict fallback (see README)")
     p.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
     p.add_argument("--base-url", action="append", help="openai backend: server URL (repeat for several)")
     p.add_argument("--api-key-env", help="openai backend: environment variable holding the API key")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=_int_in(1, 65536), default=16)
     p.set_defaults(func=cmd_judge)
 
 
@@ -490,7 +566,7 @@ def _add_plan_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("--preset", default=None, help="plan params.yaml with this preset merged in (nothing is written)")
-    p.add_argument("--pool", type=int, default=None,
+    p.add_argument("--pool", type=_int_in(1, 10**9), default=None,
                    help="number of instructions, where the prompt sources cannot be read here (a hub id)")
     p.set_defaults(func=cmd_plan)
 
@@ -522,8 +598,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- entry point
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line (which argument, what is allowed), not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="judgeloop",
         description="judgeloop: SQL audit, dataset diff, applying a judge, pipeline stages, params presets, run plans.",
     )
