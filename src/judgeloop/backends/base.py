@@ -134,3 +134,19 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # pragma: no cover - engines with resources override
         pass
+
+
+class LocalTokenizer:
+    """For engines that hold the model's Hugging Face tokenizer as `self.tok` (transformers, vLLM).
+
+    Both render and tokenize prompts this one way, so the ids the engines see
+    are the same (tests/test_vllm_backend.py compares them)."""
+
+    tok: Any
+
+    def render(self, messages) -> str:
+        return self.tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of rendered text; the chat template holds the special tokens, so none are added."""
+        return self.tok(text, add_special_tokens=False)["input_ids"]

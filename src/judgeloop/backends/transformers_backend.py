@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..config import GenerationConfig
 from ..seed import load_checkpoint, model_identity
-from .base import Backend, Completion, Request, Sampling, choice_continuations, common_prefix
+from .base import Backend, LocalTokenizer, Completion, Request, Sampling, choice_continuations, common_prefix
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def pick_device_dtype(cfg: GenerationConfig) -> tuple[str, Any]:
     return device, torch.float32
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(LocalTokenizer, Backend):
     def __init__(self, model_dir: str | Path, cfg: GenerationConfig):
         super().__init__()
         model_dir = Path(model_dir)
@@ -85,13 +85,6 @@ class TransformersBackend(Backend):
         return super().engine_identity() | {"batch_size": self.cfg.batch_size, "dtype": str(self.dtype), "device": self.device}
 
     # -- prompts -------------------------------------------------------------
-
-    def render(self, messages) -> str:
-        return self.tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of rendered text; the chat template holds the special tokens, so none are added."""
-        return self.tok(text, add_special_tokens=False)["input_ids"]
 
     def _encode(self, texts: list[str]):
         return self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)

