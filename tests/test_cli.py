@@ -137,6 +137,45 @@ def test_judge_flags_have_ranges(capsys, flag, value):
     assert code == 2 and f"argument {flag}" in err and len(err.strip().splitlines()) == 1
 
 
+LLMBAR_OK = {"input": "q", "output_1": "a", "output_2": "b", "label": 1}
+PAIR_OK = {"prompt": "q", "chosen": "a", "rejected": "b"}
+RB_OK = {"prompt": "q", "chosen": "a", "chosen_model": "m", "rejected": "b", "rejected_model": "m", "subset": "s", "id": 1}
+LIKERT_OK = {"id": "r1", "instruction": "q", "response": "a", "criteria": "c", "gold_score": 3,
+             **{f"score{k}_description": f"d{k}" for k in range(1, 6)}}
+
+
+@pytest.mark.parametrize("fmt,rows,where,says", [
+    ("llmbar", [LLMBAR_OK, LLMBAR_OK | {"label": True}], "example 1", "field 'label' must be the integer 1 or 2, got True"),
+    ("llmbar", [LLMBAR_OK | {"label": 1.0}], "example 0", "field 'label' must be the integer 1 or 2, got 1.0"),
+    ("llmbar", [LLMBAR_OK | {"output_2": 7}], "example 0", "field 'output_2' must be a string, got a number 7"),
+    ("llmbar", [LLMBAR_OK | {"input": None}], "example 0", "field 'input' must be a string, got null"),
+    ("llmbar", [LLMBAR_OK | {"id": "1"}, LLMBAR_OK], "example 1", "duplicate id '1', first seen at example 0; ids generated"),
+    ("llmbar", ["text"], "example 0", "expected a JSON object, got str"),
+    ("pairwise", [PAIR_OK, PAIR_OK | {"chosen": ["a"]}], "row 1", "field 'chosen' must be a string, got a list"),
+    ("pairwise", [PAIR_OK | {"id": "x"}, PAIR_OK | {"id": "x"}], "row 1", "duplicate id 'x', first seen at row 0"),
+    ("pairwise", [PAIR_OK | {"id": True}], "row 0", "field 'id' must be a non-empty id (text or an integer), got a boolean True"),
+    ("pairwise", [PAIR_OK | {"subset": 3}], "row 0", "field 'subset' must be a string, got a number 3"),
+    ("rewardbench", [RB_OK, RB_OK], "row 1", "duplicate id '1', first seen at row 0"),
+    ("rewardbench", [RB_OK | {"id": 2.5}], "row 0", "field 'id' must be a non-empty id"),
+    ("rewardbench", [RB_OK | {"rejected": False}], "row 0", "field 'rejected' must be a string, got a boolean False"),
+    ("likert", [LIKERT_OK | {"gold_score": 3.5}], "row 0", "field 'gold_score' must be an integer from 1 to 5, got a number 3.5"),
+    ("likert", [LIKERT_OK | {"gold_score": float("inf")}], "row 0", "field 'gold_score' must be an integer from 1 to 5, got a number inf"),
+    ("likert", [LIKERT_OK | {"gold_score": True}], "row 0", "field 'gold_score' must be an integer from 1 to 5, got a boolean True"),
+    ("likert", [LIKERT_OK | {"criteria": 4}], "row 0", "field 'criteria' must be a string, got a number 4"),
+    ("likert", [LIKERT_OK, LIKERT_OK], "row 1", "duplicate id 'r1', first seen at row 0"),
+])
+def test_judge_input_is_checked_against_its_schema_before_the_model_loads(capsys, tmp_path, fmt, rows, where, says):
+    """A wrong JSON type, a non-integer or non-finite score, a duplicate (or colliding generated) id:
+    one line naming file, row and field, never a traceback or a conversion. The model named does not
+    exist, so reaching the model would fail differently."""
+    f = tmp_path / ("in.json" if fmt == "llmbar" else "in.jsonl")
+    f.write_text(json.dumps(rows) if fmt == "llmbar" else "".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = run(capsys, "judge", str(f), "--format", fmt, "--model", "nobody/no-model",
+                         "--output", str(tmp_path / "o.parquet"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{f}: {where}" in err and says in err, err
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_audit_results_stream_in_batches(capsys, root, tmp_path, monkeypatch, fmt):
     """csv / json / parquet are written a batch at a time (memory flat in the row count), with the same content."""
@@ -158,6 +197,27 @@ def test_audit_results_stream_in_batches(capsys, root, tmp_path, monkeypatch, fm
     code, out, _ = run(capsys, "audit", "--root", root, "--format", fmt if fmt != "parquet" else "json",
                        "SELECT * FROM range(0)")
     assert code == 0 and (out == "[]\n" if fmt != "csv" else out.strip() == '"range"')
+
+
+def test_audit_table_streams_with_no_row_limit(capsys, root, monkeypatch):
+    """`--format table --max-rows -1` reads the result a batch at a time too (it used to fetch every row at once)."""
+    import duckdb
+
+    import judgeloop.cli as cli
+
+    monkeypatch.setattr(cli, "STREAM_ROWS", 7)
+    fetched = []
+    monkeypatch.setattr(duckdb.DuckDBPyRelation, "fetchall", lambda self: fetched.append(1) or [])
+    sql = "SELECT range AS i, 'x' || range AS s FROM range(100)"
+    code, out, err = run(capsys, "audit", "--root", root, "--max-rows", "-1", sql)
+    lines = out.splitlines()
+    assert code == 0 and not fetched, err
+    assert lines[0].split() == ["i", "s"] and len(lines) == 103 and lines[2 + 42].split() == ["42", "x42"]
+    assert lines[-1] == "(100 rows)"
+    code, out, _ = run(capsys, "audit", "--root", root, "--max-rows", "10", sql)
+    assert out.splitlines()[-1] == "(10 rows, more not shown: use --max-rows or --output)" and len(out.splitlines()) == 13
+    code, out, _ = run(capsys, "audit", "--root", root, "--max-rows", "100", sql)
+    assert out.splitlines()[-1] == "(100 rows)"
 
 
 def test_audit_parquet_needs_output(capsys, root):

@@ -442,3 +442,47 @@ def test_init_follows_the_method_unless_set():
     assert [likert.init_model(it) for it in ("it1", "it2")] == ["it0", "it1"]  # Self-Rationalization: iterative
     explicit = parse_params(base | {"method": "likert", "training": base["training"] | {"init": "seed"}})
     assert explicit.init_model("it2") == "it0"
+
+
+def _numeric_leaves(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _numeric_leaves(v, key + ".")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append((key, v))
+    return out
+
+
+def _set(d: dict, dotted: str, value) -> dict:
+    d = copy.deepcopy(d)
+    *path, last = dotted.split(".")
+    cur = d
+    for p in path:
+        cur = cur[p]
+    cur[last] = value
+    return d
+
+
+def test_every_numeric_param_has_a_range(shipped):
+    """Absurd values of every int and float param (all of Params, defaults included) are refused, naming the key:
+    10**12 does not fit a C int, a negative seed is no seed, and inf / NaN are never meaningful."""
+    full = parse_params(shipped).model_dump(mode="json")
+    leaves = _numeric_leaves(full)
+    assert len(leaves) > 40
+    for key, v in leaves:
+        bad = [10**12, -(10**12)] if isinstance(v, int) else [float("inf"), float("nan"), -1e300]
+        for value in bad:
+            with pytest.raises(ConfigError) as ei:
+                parse_params(_set(full, key, value))
+            assert key.split(".")[-1] in str(ei.value), (key, value, str(ei.value))
+
+
+@pytest.mark.parametrize("key,value,says", [("judging.samples", 2**31, "does not fit a C int"),
+                                            ("judging.seed", -1, "is not a seed"), ("pairs.seed", 2**32, "is not a seed"),
+                                            ("judging.temperature", 1e9, "less than or equal to 10"),
+                                            ("generation.threads", 10**6, "less than or equal to 1024")])
+def test_numeric_params_fit_their_c_types(shipped, key, value, says):
+    msg = config_error(_set(shipped, key, value))
+    assert key in msg and says in msg, msg

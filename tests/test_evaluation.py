@@ -76,10 +76,10 @@ def test_real_llmbar_natural_loads():
 def test_llmbar_errors(tmp_path):
     p = tmp_path / "x.json"
     p.write_text(json.dumps([{"input": "q", "output_1": "a", "output_2": "b", "label": 3}]))
-    with pytest.raises(InputError, match="example 0: field 'label' must be 1 or 2"):
+    with pytest.raises(InputError, match="example 0: field 'label' must be the integer 1 or 2, got 3"):
         load_llmbar(p)
     p.write_text(json.dumps([{"input": "q", "output_1": "a", "label": 1}]))
-    with pytest.raises(InputError, match="missing field 'output_2'"):
+    with pytest.raises(InputError, match="example 0: field 'output_2' must be a string, got missing"):
         load_llmbar(p)
     p.write_text("[]")
     with pytest.raises(InputError, match="non-empty"):

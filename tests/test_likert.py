@@ -68,8 +68,12 @@ def test_biggen_layout_nested_rubric(tmp_path):
     assert item.item_id == "bg:b1" and item.gold_score == 2 and item.reference_answer is None and item.capability == "reasoning"
 
 
-@pytest.mark.parametrize("bad,msg", [({"human_score": 7}, "must be 1..5"), ({"human_score": "x"}, "not a number"),
-                                     ({"input": ""}, "'input' missing or empty")])
+@pytest.mark.parametrize("bad,msg", [({"human_score": 7}, "must be an integer from 1 to 5, got a number 7"),
+                                     ({"human_score": "x"}, "must be an integer from 1 to 5, got text 'x'"),
+                                     ({"human_score": 3.5}, "got a number 3.5"), ({"human_score": True}, "got a boolean True"),
+                                     ({"human_score": float("nan")}, "got a number nan"),
+                                     ({"input": ""}, "'input' is empty"), ({"input": 5}, "'input' must be a string, got a number 5"),
+                                     ({"id": ["x"]}, "'id' must be a non-empty id")])
 def test_layout_errors_name_row_and_field(bad, msg):
     row = {"id": "b1", "input": "q", "response": "r", "human_score": 2, "score_rubric": {"criteria": "c", **DESCS}} | bad
     with pytest.raises(InputError, match=msg) as e:

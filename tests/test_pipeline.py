@@ -38,6 +38,7 @@ import sys  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+import pytest  # noqa: E402
 
 
 def _project(tmp_path: Path) -> Path:
@@ -87,3 +88,21 @@ def test_validate_refuses_an_iteration_that_judged_evaluation_prompts(tmp_path):
     run = _stage(proj, "validate", "--iteration", "it1")
     assert run.returncode == 1
     assert "in the evaluation split too" in run.stderr and "x2" in run.stderr and "x1" not in run.stderr.split("prompt_id")[-1]
+
+
+@pytest.mark.parametrize("script,needed", [("judge", "--iteration"), ("curate", "--iteration"), ("validate", "--iteration"),
+                                           ("train", "--iteration"), ("evaluate", "--iteration"), ("evalset", "--name")])
+def test_a_stage_without_its_argument_says_which_it_needs(tmp_path, script, needed):
+    run = _stage(_project(tmp_path), script)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"stage {script} needs {needed} (one of [" in run.stderr, run.stderr
+
+
+def test_a_params_set_that_cannot_fit_in_memory_is_refused_before_any_model_loads(tmp_path):
+    proj = _project(tmp_path)
+    text = (proj / "params.yaml").read_text()
+    (proj / "params.yaml").write_text(re.sub(r"\n  samples: \d+", "\n  samples: 1000000000", text, count=1))
+    run = _stage(proj, "judge", "--iteration", "it1")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert re.search(r"judge@it1 would hold about [\d,]+ GiB of generated rows .* this machine has [\d,]+ GiB", run.stderr), run.stderr
+    assert not (proj / "models").exists() and not (proj / "data" / "it1").exists()

@@ -226,6 +226,11 @@ def test_a_failed_or_interrupted_run_loses_nothing(project: Path):
     subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=project, check=True)
     committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=project, capture_output=True, text=True).stdout
     assert (project / "params.yaml").read_text() == committed
+    # a value that parses but would need absurd memory is refused in the check stage too, with the estimate
+    huge = dvc("exp", "run", "-S", "judging.samples=1000000000", cwd=project, timeout=600)
+    assert huge.returncode != 0 and "GiB of generated rows" in huge.stdout + huge.stderr, huge.stdout[-2000:]
+    assert "Running stage 'judge" not in huge.stdout and _digests(project) == before
+    subprocess.run(["git", "checkout", "--", "params.yaml"], cwd=project, check=True)
     # Ctrl-C in the middle of a stage: DVC has removed that stage's cached outputs; `dvc checkout` restores them
     proc = subprocess.Popen(["bash", "-c", "source .venv/bin/activate && exec dvc repro -f --single-item judge@it1"],
                             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

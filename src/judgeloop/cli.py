@@ -22,6 +22,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
 # ---------------------------------------------------------------- output helpers
@@ -41,20 +42,40 @@ def _cell(v: Any, width: int) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-def format_table(columns: list[str], types: list[str], rows: list[tuple], more: bool, max_width: int = 60) -> str:
-    """A compact aligned text table (numbers right-aligned, long text cut)."""
-    cells = [[_cell(v, max_width) for v in r] for r in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+def table_lines(columns: list[str], types: list[str], batches: Iterable[list[tuple]], max_width: int = 60) -> Iterator[str]:
+    """A compact aligned text table (numbers right-aligned, long text cut), a batch of rows at a time.
+
+    Column widths come from the header and the first batch, so a result of
+    any size prints in flat memory; a later, wider cell widens its column from
+    there on (never cut below `max_width`). `footer` writes the line that counts them."""
     numeric = [t.upper().split("(")[0] in _NUMERIC for t in types]
+    widths: list[int] | None = None
 
     def line(vals: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths or [], numeric)).rstrip()
 
-    out = [line(columns), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in cells]
-    n = len(rows)
-    out.append(f"({n} row{'s' if n != 1 else ''}{', more not shown: use --max-rows or --output' if more else ''})")
-    return "\n".join(out) + "\n"
+    for rows in batches:
+        cells = [[_cell(v, max_width) for v in r] for r in rows]
+        if widths is None:
+            widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+            yield line(columns)
+            yield "  ".join("-" * w for w in widths)
+        for r in cells:
+            widths = [max(w, len(c)) for w, c in zip(widths, r)]
+            yield line(r)
+    if widths is None:  # no rows: the header alone
+        widths = [len(c) for c in columns]
+        yield line(columns)
+        yield "  ".join("-" * w for w in widths)
+
+
+def footer(n: int, more: bool) -> str:
+    return f"({n} row{'s' if n != 1 else ''}{', more not shown: use --max-rows or --output' if more else ''})"
+
+
+def format_table(columns: list[str], types: list[str], rows: list[tuple], more: bool, max_width: int = 60) -> str:
+    """`table_lines` for rows in memory, as one string; `more` notes that rows were left out."""
+    return "\n".join([*table_lines(columns, types, [rows], max_width), footer(len(rows), more)]) + "\n"
 
 
 _NUMERIC = {
@@ -176,6 +197,37 @@ def _stream(rel: Any, fmt: str, columns: list[str], types: list[str], output: st
         print(f"wrote {output}", file=sys.stderr)
 
 
+def _stream_table(rel: Any, columns: list[str], types: list[str], output: str | None, max_rows: int) -> None:
+    """The table format a batch at a time (`--max-rows -1` holds no more in memory than csv does)."""
+    import contextlib
+    import itertools
+
+    from .io import atomic_path
+
+    limited = rel.limit(max_rows + 1) if max_rows >= 0 else rel
+    # one row past the limit says whether there is more
+    rows = (tuple(r.values()) for batch in limited.to_arrow_reader(STREAM_ROWS) for r in batch.to_pylist())
+    seen = 0
+    more = False
+
+    def batches() -> Iterator[list[tuple]]:
+        nonlocal seen, more
+        while chunk := list(itertools.islice(rows, STREAM_ROWS)):
+            if max_rows >= 0 and seen + len(chunk) > max_rows:
+                chunk, more = chunk[: max_rows - seen], True
+            seen += len(chunk)
+            if chunk:
+                yield chunk
+
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(stack.enter_context(atomic_path(output)), "w", encoding="utf-8")) if output else sys.stdout
+        for text in table_lines(columns, types, batches()):
+            out.write(text + "\n")
+        out.write(footer(seen, more) + "\n")
+    if output:
+        print(f"wrote {output}", file=sys.stderr)
+
+
 def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None:
     """Render a DuckDB relation as table/csv/json/parquet to stdout or `output` (atomically)."""
     import pyarrow.csv as pacsv
@@ -187,9 +239,8 @@ def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None
     if fmt == "table" and columns == ["explain_key", "explain_value"]:
         text = "".join(str(v) + "\n" for _, v in rel.fetchall())  # EXPLAIN: the plan as DuckDB draws it
     elif fmt == "table":
-        rows = rel.limit(max_rows + 1).fetchall() if max_rows >= 0 else rel.fetchall()
-        more = max_rows >= 0 and len(rows) > max_rows
-        text = format_table(columns, types, rows[:max_rows] if more else rows, more)
+        _stream_table(rel, columns, types, output, max_rows)
+        return
     elif fmt in ("csv", "json"):
         _stream(rel, fmt, columns, types, output)
         return

@@ -28,8 +28,25 @@ class ConfigError(ValueError):
     """params.yaml is unreadable or invalid; the message names the key."""
 
 
+C_INT_MAX = 2**31 - 1  # integers reach numpy, torch and C++ engines: they must fit a C int
+SEED_MAX = 2**32 - 1  # numpy seeds are unsigned 32-bit
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are never a meaningful temperature, fraction or rate
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_c_types(cls, v: Any, info: Any) -> Any:
+        """Every integer param fits a C int, and a seed is an unsigned 32-bit number."""
+        if isinstance(v, int) and not isinstance(v, bool):
+            if info.field_name.endswith("seed"):
+                if not 0 <= v <= SEED_MAX:
+                    raise ValueError(f"{v} is not a seed: seeds are 0 to {SEED_MAX} (unsigned 32-bit)")
+            elif not -C_INT_MAX - 1 <= v <= C_INT_MAX:
+                raise ValueError(f"{v} does not fit a C int ({-C_INT_MAX - 1} to {C_INT_MAX})")
+        return v
 
 
 class SeedConfig(_Model):
@@ -130,7 +147,7 @@ class VllmConfig(_Model):
     max_model_len: int | None = Field(None, ge=16)
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     # CPU only: the KV cache, in GiB of RAM
-    cpu_kv_cache_gib: int = Field(4, ge=1)
+    cpu_kv_cache_gib: int = Field(4, ge=1, le=4096)
     # tokens one engine step may prefill; null: 65536 on CPU (keeps seeded
     # prompts whole, see vllm_backend.py), vLLM's own default on GPUs
     max_num_batched_tokens: int | None = Field(None, ge=16)
@@ -147,7 +164,7 @@ class GenerationConfig(_Model):
     batch_size: int = Field(16, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, le=1024)
     # Resumable generation: requests go in shards of this many; each finished
     # shard is cached under cache_dir (null disables the cache).
     shard_size: int = Field(64, ge=1)
@@ -157,7 +174,7 @@ class GenerationConfig(_Model):
 
 
 class SamplingConfig(_Model):
-    temperature: float = Field(0.7, ge=0.0)
+    temperature: float = Field(0.7, ge=0.0, le=10.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens: int = Field(128, ge=1)
     seed: int = 0
@@ -274,7 +291,7 @@ class EvaluationConfig(_Model):
     # samples > 1: majority vote over that many sampled judgments per example
     # and order (paper: 32); reported next to single-sample accuracy
     samples: int = Field(1, ge=1)
-    temperature: float = Field(0.7, gt=0.0)  # for samples > 1; a single sample is greedy
+    temperature: float = Field(0.7, gt=0.0, le=10.0)  # for samples > 1; a single sample is greedy
     order_seed: int = 0
     sets: list[EvalSet] = []
 

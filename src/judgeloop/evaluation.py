@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from .judging import Judged, PairwiseItem, judgment_fields
-from .loaders import InputError, _read_text, read_jsonl, read_parquet_rows
+from .loaders import InputError, _read_text, id_field, read_jsonl, read_parquet_rows, text_field, unique_ids
 
 SCORING_RULE = ("official: 1 = a verdict the judge wrote for the better response, 0 = for the worse, 0.5 = none of its own "
                 "(unparsed; forced verdicts count only in accuracy_forced)")
 
 
 def load_llmbar(path: str | Path, limit: int | None = None) -> list[PairwiseItem]:
-    """LLMBar layout: JSON list of {input, output_1, output_2, label (1 or 2)}."""
+    """LLMBar layout: JSON list of {input, output_1, output_2, label (1 or 2)[, id]}.
+
+    Every example is checked before any is used: texts are text, the label is
+    the integer 1 or 2 (not true, not "1"), ids are unique. An example without
+    an id gets its position as id, which an explicit id may not repeat."""
     path = Path(path)
     try:
         data = json.loads(_read_text(path))
@@ -33,33 +37,40 @@ def load_llmbar(path: str | Path, limit: int | None = None) -> list[PairwiseItem
     if not isinstance(data, list) or not data:
         raise InputError(f"{path}: expected a non-empty JSON list of examples")
     items = []
-    for i, ex in enumerate(data[:limit] if limit else data):
-        for key in ("input", "output_1", "output_2", "label"):
-            if key not in ex:
-                raise InputError(f"{path}: example {i}: missing field {key!r}")
-        if ex["label"] not in (1, 2):
-            raise InputError(f"{path}: example {i}: field 'label' must be 1 or 2, got {ex['label']!r}")
-        better, worse = (ex["output_1"], ex["output_2"]) if ex["label"] == 1 else (ex["output_2"], ex["output_1"])
-        items.append(PairwiseItem(str(ex.get("id", i)), ex["input"], better, worse))
-    return items
+    for i, ex in enumerate(data):
+        where = f"{path}: example {i}"
+        if not isinstance(ex, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(ex).__name__}")
+        texts = [text_field(ex, key, where, blank_ok=True) for key in ("input", "output_1", "output_2")]
+        label = ex.get("label")
+        if type(label) is not int or label not in (1, 2):
+            raise InputError(f"{where}: field 'label' must be the integer 1 or 2, got {'missing' if 'label' not in ex else repr(label)}")
+        item_id = id_field(ex, "id", where) if ex.get("id") is not None else str(i)
+        instruction, out1, out2 = texts
+        better, worse = (out1, out2) if label == 1 else (out2, out1)
+        items.append(PairwiseItem(item_id, instruction, better, worse))  # type: ignore[arg-type]
+    unique_ids([it.item_id for it in items], lambda i: f"example {i}", str(path), lambda i: data[i].get("id") is None)
+    return items[:limit] if limit else items
 
 
 def load_pairwise(path: str | Path, limit: int | None = None) -> tuple[list[PairwiseItem], dict[str, str]]:
-    """Generic layout (JSONL or Parquet): prompt, chosen, rejected[, subset, id]."""
+    """Generic layout (JSONL or Parquet): prompt, chosen, rejected[, subset, id]; checked as `load_llmbar` is."""
     path = Path(path)
     rows = read_parquet_rows(path) if path.suffix == ".parquet" else read_jsonl(path)
     if not rows:
         raise InputError(f"{path}: no rows")
     items, subsets = [], {}
-    for i, r in enumerate(rows[:limit] if limit else rows):
-        for key in ("prompt", "chosen", "rejected"):
-            if not isinstance(r.get(key), str):
-                raise InputError(f"{path}: row {i}: field {key!r} missing or not a string")
-        item_id = str(r.get("id", i))
-        items.append(PairwiseItem(item_id, r["prompt"], r["chosen"], r["rejected"]))
-        if r.get("subset"):
-            subsets[item_id] = str(r["subset"])
-    return items, subsets
+    for i, r in enumerate(rows):
+        where = f"{path}: row {i}"
+        prompt, chosen, rejected = (text_field(r, key, where, blank_ok=True) for key in ("prompt", "chosen", "rejected"))
+        item_id = id_field(r, "id", where) if r.get("id") is not None else str(i)
+        items.append(PairwiseItem(item_id, prompt, chosen, rejected))  # type: ignore[arg-type]
+        subset = text_field(r, "subset", where, optional=True)
+        if subset:
+            subsets[item_id] = subset
+    unique_ids([it.item_id for it in items], lambda i: f"row {i}", str(path), lambda i: rows[i].get("id") is None)
+    items = items[:limit] if limit else items
+    return items, {k: v for k, v in subsets.items() if k in {it.item_id for it in items}}
 
 
 def score(j: Judged) -> float:

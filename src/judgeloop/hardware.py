@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,18 @@ def set_torch_threads(requested: int | None, what: str = "torch", knob: str | No
     threads = pick_threads(requested, what, knob)
     torch.set_num_threads(threads)
     return threads
+
+
+def total_memory_bytes() -> int:
+    """Physical memory of this machine (or of the cgroup it runs in, when that is smaller)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
 
 
 def cpu_info() -> dict[str, object]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from .backends import Backend, Request, Sampling
 from .judging import FORCEABLE, forced_choice
-from .loaders import InputError, read_jsonl, read_parquet_rows
+from .loaders import InputError, id_field, int_field, read_jsonl, read_parquet_rows, text_field, unique_ids
 from .pairs import request_seed
 from .prompts import assign_split, split_u
 
@@ -97,47 +97,40 @@ def parse_items(rows: list[dict[str, Any]], layout: str, where: str, name: str) 
     f = LAYOUTS[layout]
     if not rows:
         raise InputError(f"{where}: no rows")
-    items, seen = [], set()
+    items, ids = [], []
     for i, row in enumerate(rows):
-        def need(field: str) -> Any:
-            key = f[field]
-            val = _get(row, key)
-            if val is None or (isinstance(val, str) and not val.strip()):
-                raise InputError(f"{where}: row {i}: field {key!r} missing or empty ({layout} layout)")
-            return val
-
+        here = f"{where}: row {i} ({layout} layout)"
+        if not isinstance(row, dict):
+            raise InputError(f"{here}: expected an object, got {type(row).__name__}")
+        flat = {key: _get(row, f[key]) for key in ("instruction", "response", "criteria", "reference_answer", "score")}
+        flat |= {key: _get(row, f[key]) for key in ("id", "capability") if f[key]}
         descs = []
         for k in range(1, 6):
             key = f"{f['rubric']}score{k}_description"
-            d = _get(row, key)
-            if not isinstance(d, str) or not d.strip():
-                raise InputError(f"{where}: row {i}: field {key!r} missing or empty ({layout} layout)")
-            descs.append(d.strip())
-        raw_score = need("score")
-        try:
-            score = int(float(raw_score))
-        except (TypeError, ValueError):
-            raise InputError(f"{where}: row {i}: field {f['score']!r} is not a number: {raw_score!r}") from None
-        if not 1 <= score <= 5:
-            raise InputError(f"{where}: row {i}: field {f['score']!r} must be 1..5, got {score}")
-        item_id = str(_get(row, f["id"]) if f["id"] and _get(row, f["id"]) is not None else i)
-        if item_id in seen:
-            raise InputError(f"{where}: row {i}: duplicate id {item_id!r}")
-        seen.add(item_id)
-        ref = _get(row, f["reference_answer"])
+            descs.append(str(text_field({key: _get(row, key)}, key, here)).strip())
+
+        def need(field: str) -> str:  # named in errors by the file's own (dotted) field name
+            return str(text_field({f[field]: flat[field]}, f[field], here))
+
+        score = int_field({f["score"]: flat["score"]}, f["score"], here, 1, 5)
+        item_id = id_field({f["id"]: flat["id"]}, f["id"], here) if flat.get("id") is not None else str(i)
+        ids.append(item_id)
+        ref = text_field({f["reference_answer"]: flat["reference_answer"]}, f["reference_answer"], here, optional=True)
+        cap = text_field({f["capability"]: flat.get("capability")}, f["capability"], here, optional=True) if f["capability"] else None
         items.append(
             RubricItem(
                 item_id=f"{name}:{item_id}",
-                instruction=str(need("instruction")),
-                response=str(need("response")),
-                reference_answer=str(ref) if isinstance(ref, str) and ref.strip() else None,
-                criteria=str(need("criteria")),
+                instruction=need("instruction"),
+                response=need("response"),
+                reference_answer=ref if ref and ref.strip() else None,
+                criteria=need("criteria"),
                 descriptions=tuple(descs),  # type: ignore[arg-type]
                 gold_score=score,
-                capability=str(_get(row, f["capability"]) or "") if f["capability"] else "",
+                capability=cap or "",
                 source=name,
             )
         )
+    unique_ids(ids, lambda i: f"row {i}", where, lambda i: not f["id"] or _get(rows[i], f["id"]) is None)
     return items
 
 

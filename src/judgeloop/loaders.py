@@ -3,6 +3,12 @@
 Each loader returns plain records {id, instruction, category, source_row}.
 Bad input fails with the file, the row and the field named: a missing
 column, an empty file, bytes that are not UTF-8, a duplicate id.
+
+The field checks below (`text_field`, `id_field`, `int_field`,
+`unique_ids`) are what every input format (instructions, LLMBar, pairwise,
+RewardBench, rubric sets) uses: a value of the wrong JSON type is refused
+with one line, never converted (a number where text is expected, null, a
+boolean label, a score of 3.5 or NaN).
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,74 @@ class InputError(ValueError):
 
 
 BUILTIN_INSTRUCTIONS = "instructions.jsonl"
+
+
+def _kind(value: Any) -> str:
+    """How a value reads in an error: its JSON type and a short preview."""
+    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "text",
+             list: "a list", dict: "an object"}
+    name = names.get(type(value), type(value).__name__)
+    if value is None:
+        return name
+    preview = repr(value) if not isinstance(value, (list, dict)) else ""
+    return f"{name} {preview[:40]}".rstrip()
+
+
+def text_field(row: dict[str, Any], key: str, where: str, *, optional: bool = False, blank_ok: bool = False) -> str | None:
+    """`row[key]` as text. Absent or null is an error unless `optional` (then None); so is blank text unless `blank_ok`."""
+    value = row.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        got = "missing" if key not in row else _kind(value)
+        raise InputError(f"{where}: field {key!r} must be a string, got {got}")
+    if not blank_ok and not optional and not value.strip():
+        raise InputError(f"{where}: field {key!r} is empty")
+    return value
+
+
+def id_field(row: dict[str, Any], key: str, where: str) -> str:
+    """An id: non-empty text or an integer (a boolean, a float, a list or null is refused)."""
+    value = row.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, str) or (value is None and key in row):
+        raise InputError(f"{where}: field {key!r} is empty")
+    got = "missing" if key not in row else _kind(value)
+    raise InputError(f"{where}: field {key!r} must be a non-empty id (text or an integer), got {got}")
+
+
+_INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+def int_field(row: dict[str, Any], key: str, where: str, lo: int, hi: int) -> int:
+    """An integer in [lo, hi]: a JSON integer, a float with no fraction (Parquet doubles), or the digits
+    of one as text (CSV, some hub datasets). A boolean, 3.5, NaN or inf is refused, never rounded."""
+    value = row.get(key)
+    n: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        n = int(value)
+    elif isinstance(value, str) and _INT_TEXT.match(value):
+        n = int(value)
+    if n is None or not lo <= n <= hi:
+        got = "missing" if key not in row else _kind(value)
+        raise InputError(f"{where}: field {key!r} must be an integer from {lo} to {hi}, got {got}")
+    return n
+
+
+def unique_ids(ids: list[str], at: Callable[[int], str], where: str, generated: Callable[[int], bool] = lambda i: False) -> None:
+    """Every id occurs once; a clash names both rows, and says when an id was generated (from the row's position)."""
+    seen: dict[str, int] = {}
+    for i, rid in enumerate(ids):
+        if rid in seen:
+            j = seen[rid]
+            how = "; ids generated from row positions must not collide with explicit ones" if generated(i) or generated(j) else ""
+            raise InputError(f"{where}: {at(i)}: duplicate id {rid!r}, first seen at {at(j)}{how}")
+        seen[rid] = i
 
 
 def builtin_path() -> Path:
@@ -132,25 +209,19 @@ def load_source(src: PromptSource) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
-        instr = row.get(src.instruction_column)
-        if not isinstance(instr, str):
-            raise InputError(
-                f"{where}: {at(i)}: field {src.instruction_column!r} must be a string, got {type(instr).__name__}"
-            )
+        here = f"{where}: {at(i)}"
+        instr = text_field(row, src.instruction_column, here, blank_ok=True)  # blank ones are dropped as too short
         rid = None
         if src.id_column:
-            rid = row.get(src.id_column)
-            if rid is None or str(rid).strip() == "":
-                raise InputError(f"{where}: {at(i)}: field {src.id_column!r} is empty")
-            rid = str(rid).strip()
+            rid = id_field(row, src.id_column, here)
             if rid in seen:
                 raise InputError(
-                    f"{where}: {at(i)}: duplicate id {rid!r}, first seen at {at(seen[rid])}; "
+                    f"{here}: duplicate id {rid!r}, first seen at {at(seen[rid])}; "
                     "ids must be unique, or set id_column: null to derive ids from the text"
                 )
             seen[rid] = i
-        cat = row.get(src.category_column) if src.category_column else None
-        cat = str(cat).strip() if cat is not None else None
+        cat = text_field(row, src.category_column, here, optional=True) if src.category_column else None
+        cat = cat.strip() if cat is not None else None  # blank (an empty CSV cell) is no category
         records.append(
             {
                 "id": rid,

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .config import ConfigError, Params, load_params
 from .io import inside, read_parquet, write_json, write_parquet
+from .plan import memory_problem
 
 log = logging.getLogger("judgeloop")
 
@@ -423,6 +424,12 @@ def run_check(params: Params, args: Any) -> None:
 
 CHECK_MARKER = STATS / "params_ok.json"
 
+# the argument each per-iteration (or per-set) stage cannot run without
+NEEDS = {"judge": "iteration", "curate": "iteration", "validate": "iteration", "train": "iteration",
+         "evaluate": "iteration", "evalset": "name"}
+# stages that generate text, checked against this machine's memory before a model loads (`plan.memory_problem`)
+GENERATING = {"check", "prompts", "pairs", "rubrics", "judge", "evaluate"}
+
 STAGES: dict[str, Callable[[Params, Any], None]] = {
     "check": run_check,
     "seed": run_seed,
@@ -465,6 +472,12 @@ def run_stage(name: str, argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         params = load_params(args.params)
+        if (needed := NEEDS.get(name)) and not getattr(args, needed):
+            choices = ["it0", *params.iterations] if name == "evaluate" else (
+                [s.name for s in params.evaluation.sets] if needed == "name" else list(params.iterations))
+            raise ConfigError(f"stage {name} needs --{needed} (one of {choices})")
+        if name in GENERATING and (problem := memory_problem(params)):
+            raise ConfigError(problem)
         if args.iteration and args.iteration != "it0" and args.iteration not in params.iterations:
             raise ConfigError(f"--iteration {args.iteration!r}: not in params.iterations {list(params.iterations)}")
         _check_output_dirs(args)

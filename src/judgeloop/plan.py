@@ -133,6 +133,40 @@ def make_plan(params: Params, pool: int | None = None) -> tuple[list[StagePlan],
     return plans, how
 
 
+# What one generated row costs in memory while a stage holds its results: the text (a few bytes per token
+# in Python and again in Arrow) and the row's other columns (ids, statuses, sampling, provenance).
+BYTES_PER_TOKEN = 8
+BYTES_PER_ROW = 1024
+
+
+def memory_estimate(p: StagePlan) -> int:
+    """Bytes a stage holds for its generated rows if every generation runs to its max_tokens."""
+    return p.generations * BYTES_PER_ROW + p.max_new_tokens * BYTES_PER_TOKEN
+
+
+def memory_problem(params: Params, ram_bytes: int | None = None, pool: int | None = None) -> str | None:
+    """Why this params set cannot fit this machine's memory (None: it can), before any model loads.
+
+    A typo such as `judging.samples: 1000000000` would otherwise run for days
+    and then die; here it is refused with the estimate. Where the prompt pool
+    cannot be counted here, one prompt per split stands in (a lower bound)."""
+    from .hardware import total_memory_bytes
+
+    ram = ram_bytes or total_memory_bytes()
+    try:
+        plans, _ = make_plan(params, pool)
+    except ValueError:  # the pool cannot be counted here: the smallest pool that puts a prompt in every split
+        shares = [f for f in (params.prompts.split.eval_fraction, *params.prompts.split.iteration_fractions.values()) if f > 0]
+        plans, _ = make_plan(params, pool=math.ceil(1 / min(shares, default=1.0)))
+    worst = max(plans, key=memory_estimate, default=None)
+    if worst is None or memory_estimate(worst) <= ram:
+        return None
+    gib = 2**30
+    return (f"{worst.stage} would hold about {memory_estimate(worst) / gib:,.0f} GiB of generated rows "
+            f"({worst.generations:,} generations, up to {worst.max_new_tokens:,} tokens: {worst.note}); "
+            f"this machine has {ram / gib:,.0f} GiB. Lower the samples, max_tokens or the number of prompts.")
+
+
 def format_plan(params: Params, pool: int | None = None) -> str:
     plans, how = make_plan(params, pool)
     g = params.generation
@@ -144,4 +178,6 @@ def format_plan(params: Params, pool: int | None = None) -> str:
     total_t = sum(p.max_new_tokens for p in plans)
     lines.append(f"{'total':<16} {total_g:>12,} {total_t:>15,}")
     lines.append("Forced verdicts (verdict_fallback: forced) add one scoring pass per unparsed judgment; no tokens generated.")
+    if problem := memory_problem(params, pool=pool):
+        lines.append(f"Refused: {problem}")
     return "\n".join(lines)

@@ -53,7 +53,7 @@ from typing import Any
 
 from .evaluation import SCORING_RULE, score, summarise
 from .judging import ORDERS, Judged, PairwiseItem, winner
-from .loaders import InputError, read_jsonl, read_parquet_rows
+from .loaders import InputError, id_field, read_jsonl, read_parquet_rows, text_field, unique_ids
 
 # --- RewardBench constants -------------------------------------------------------------------
 
@@ -180,24 +180,18 @@ def load_rewardbench(
         where = f"hf dataset {source!r} (split {split!r})"
     if not rows:
         raise InputError(f"{where}: no rows")
-    seen: dict[str, int] = {}
+    ids = []
     for i, r in enumerate(rows):
         for key in RB_COLUMNS:
             if key not in r:
                 raise InputError(f"{where}: row {i}: missing field {key!r}; fields present: {sorted(r)}")
         for key in _TEXT_COLUMNS:
-            if not isinstance(r[key], str):
-                raise InputError(f"{where}: row {i}: field {key!r} must be a string, got {type(r[key]).__name__}")
-        rid = r["id"]
-        if rid is None or str(rid).strip() == "":
-            raise InputError(f"{where}: row {i}: field 'id' is empty")
-        rid = str(rid)
-        if rid in seen:
-            raise InputError(f"{where}: row {i}: field 'id': duplicate id {rid!r} (first seen at row {seen[rid]})")
-        seen[rid] = i
+            text_field(r, key, f"{where}: row {i}", blank_ok=key != "subset")
+        ids.append(id_field(r, "id", f"{where}: row {i}"))
+    unique_ids(ids, lambda i: f"row {i}", where)
     items, subsets = [], {}
     for r in _stratified_limit(rows, limit):
-        item_id = str(r["id"])
+        item_id = id_field(r, "id", where)
         items.append(PairwiseItem(item_id=item_id, instruction=r["prompt"], better=r["chosen"], worse=r["rejected"]))
         subsets[item_id] = r["subset"]
     return items, subsets

@@ -5,6 +5,11 @@ Kept in one place so a reader can see every instruction a model receives.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
 from .parsing import MOD_CLOSE, MOD_OPEN
 
 # -- pairs: the modified instruction x' --------------------------------------
@@ -80,3 +85,50 @@ def judge_messages(instruction: str, response_a: str, response_b: str) -> tuple[
 
 def answer_messages(instruction: str) -> tuple[dict[str, str], ...]:
     return ({"role": "user", "content": instruction},)
+
+
+# -- user text never becomes a control token -------------------------------------
+# Instructions and responses come from users and the web, and go into the judge's
+# prompt as they are. A literal "<|im_end|>" in a response would otherwise be
+# tokenised as the real end-of-turn token, and a forged assistant turn ending in
+# "[[B]]" moved the 135M judge's P(A) from 0.91 to 0.66. Every engine (and the
+# training text) sends message contents through `defuse_messages` just before the
+# chat template: a word joiner (U+2060, invisible) goes after the first character
+# of every control-token spelling, which then tokenises as plain text. Text with no
+# such spelling is unchanged, so ordinary prompts are byte-identical; the template
+# itself is unchanged (delimiting user text differently is a judge-quality question).
+
+WORD_JOINER = "\u2060"
+# control-token spellings of common chat formats, for servers whose tokenizer is not known here:
+# ChatML / Llama 3 / Phi "<|...|>", Llama 2 / Mistral "<s>" "[INST]" "<<SYS>>", Gemma "<start_of_turn>" ...
+GENERIC_CONTROL = (r"<\|[^\s|<>]{1,64}\|>", r"</?s>", r"\[/?INST\]", r"<</?SYS>>", r"<(?:start|end)_of_turn>",
+                   r"<(?:bos|eos|pad|unk|mask|cls|sep)>")
+
+
+def control_tokens(tok: Any) -> frozenset[str]:
+    """The strings a Hugging Face tokenizer turns into special (control) tokens."""
+    names = set(getattr(tok, "all_special_tokens", None) or [])
+    for added in (getattr(tok, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            names.add(str(added.content))
+    return frozenset(n for n in names if len(n.strip()) > 1)  # a one-character "token" cannot be split
+
+
+@lru_cache(maxsize=16)
+def _control_pattern(extra: frozenset[str]) -> re.Pattern[str]:
+    alternatives = [re.escape(t) for t in sorted(extra, key=len, reverse=True)] + list(GENERIC_CONTROL)
+    return re.compile("|".join(alternatives))
+
+
+def defuse(text: str, controls: Iterable[str] = ()) -> str:
+    """`text` with every control-token spelling (`controls` and the generic ones) broken by a word joiner."""
+    pattern = _control_pattern(frozenset(controls))
+    while pattern.search(text):  # a joiner never completes a new spelling, but make sure
+        text = pattern.sub(lambda m: m.group(0)[0] + WORD_JOINER + m.group(0)[1:], text)
+    return text
+
+
+def defuse_messages(messages: Sequence[dict[str, str]], controls: Iterable[str] = ()) -> list[dict[str, str]]:
+    """Chat messages whose contents cannot produce a control token (`defuse`), ready for a chat template."""
+    controls = frozenset(controls)
+    return [{**m, "content": defuse(m["content"], controls)} for m in messages]

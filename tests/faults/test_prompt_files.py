@@ -67,7 +67,7 @@ BAD = [
      ["line 2: invalid JSON"]),
     ("not-an-object", "jsonl", b'["a", "list"]\n', ["line 1: expected a JSON object"]),
     ("instruction-not-a-string", "jsonl", [GOOD[0], {"id": "b", "instruction": 42}],
-     ["row 1 (line 2): field 'instruction' must be a string, got int"]),
+     ["row 1 (line 2): field 'instruction' must be a string, got a number 42"]),
     ("empty-id", "jsonl", [GOOD[0], {"id": "  ", "instruction": "Explain gravity."}], ["row 1 (line 2): field 'id' is empty"]),
 ]
 
