@@ -124,6 +124,15 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
     }
 
 
+def _defused(tok: Any, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conversational examples whose texts cannot become control tokens when TRL applies the chat template:
+    the judge is trained on the prompt text its engines show it (`templates.defuse_messages`)."""
+    from .templates import control_tokens, defuse_messages
+
+    controls = control_tokens(tok)
+    return [{k: defuse_messages(v, controls) for k, v in ex.items()} for ex in examples]
+
+
 def _fitting(examples: list[dict[str, Any]], tok: Any, max_length: int, sides: tuple[str, ...], what: str
              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The examples whose prompt plus every side fits `max_length` tokens, and the count.
@@ -156,11 +165,11 @@ def train_sft(
 
     if not rows:
         raise ValueError("no SFT examples (see the curation funnel)")
-    examples = [
+    model, tok, peft_config, prec = _load(init_dir, cfg)
+    examples = _defused(tok, [
         {"prompt": [{"role": "user", "content": r["prompt"]}], "completion": [{"role": "assistant", "content": r["completion"]}]}
         for r in rows
-    ]
-    model, tok, peft_config, prec = _load(init_dir, cfg)
+    ])
     examples, fit = _fitting(examples, tok, cfg.max_length, ("completion",), "SFT")
     with tempfile.TemporaryDirectory(prefix="judgeloop-sft-") as work:
         args = SFTConfig(completion_only_loss=True, **_trainer_args(cfg, work, prec))
@@ -178,15 +187,15 @@ def train_dpo(
 
     if not rows:
         raise ValueError("no DPO pairs (see the curation funnel)")
-    examples = [
+    model, tok, peft_config, prec = _load(init_dir, cfg)
+    examples = _defused(tok, [
         {
             "prompt": [{"role": "user", "content": r["prompt"]}],
             "chosen": [{"role": "assistant", "content": r["chosen"]}],
             "rejected": [{"role": "assistant", "content": r["rejected"]}],
         }
         for r in rows
-    ]
-    model, tok, peft_config, prec = _load(init_dir, cfg)
+    ])
     examples, fit = _fitting(examples, tok, cfg.max_length, ("chosen", "rejected"), "DPO")
     loss: dict[str, Any] = {"loss_type": ["sigmoid"], "loss_weights": [1.0]}
     if cfg.dpo.nll_weight > 0:  # DPO + NLL on the chosen judgment ("sft" loss in TRL)

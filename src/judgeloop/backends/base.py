@@ -145,7 +145,13 @@ class LocalTokenizer:
     tok: Any
 
     def render(self, messages) -> str:
-        return self.tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        """The chat template over the messages; their text never becomes a control token (`templates.defuse`)."""
+        from ..templates import control_tokens, defuse_messages
+
+        if getattr(self, "_controls", None) is None:
+            self._controls = control_tokens(self.tok)
+        return self.tok.apply_chat_template(defuse_messages(messages, self._controls), tokenize=False,
+                                            add_generation_prompt=True)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of rendered text; the chat template holds the special tokens, so none are added."""

@@ -157,9 +157,18 @@ class OpenAIBackend(Backend):
 
     def render(self, messages) -> str:
         if self.tok is not None:
-            return self.tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            return self.tok.apply_chat_template(self._defused(messages), tokenize=False, add_generation_prompt=True)
         # chat mode: the server renders; this canonical form stands in for its prompt text
         return "chat:" + json.dumps(list(messages), ensure_ascii=False, sort_keys=True)
+
+    def _defused(self, messages) -> list[dict[str, str]]:
+        """Message texts that cannot become control tokens: the generic spellings, and the tokenizer's own when set.
+        The server tokenises what it is sent with its special tokens live, so this is the only place to do it."""
+        from ..templates import control_tokens, defuse_messages
+
+        if getattr(self, "_controls", None) is None:
+            self._controls = control_tokens(self.tok) if self.tok is not None else frozenset()
+        return defuse_messages(messages, self._controls)
 
     # -- generation ----------------------------------------------------------
 
@@ -270,9 +279,8 @@ class OpenAIBackend(Backend):
         if self.server_kind == "vllm":
             body["add_special_tokens"] = False
 
-    @staticmethod
-    def _chat_messages(messages, assistant: str) -> list[dict[str, str]]:
-        msgs = [dict(m) for m in messages]
+    def _chat_messages(self, messages, assistant: str) -> list[dict[str, str]]:
+        msgs = self._defused(messages)
         if assistant:
             msgs.append({"role": "assistant", "content": assistant})
         return msgs
