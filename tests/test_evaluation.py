@@ -135,3 +135,25 @@ def test_majority_vote_gets_its_own_rewardbench_sections_and_forced_verdicts_do_
     assert summary["accuracy_forced"] is not None  # forced verdicts scored under their own name
     majority = summary["majority"]
     assert set(majority["rewardbench"]["all"]) >= {"overall"} and majority["majority_accuracy"] == pytest.approx(0.5)
+
+
+def test_bootstrap_interval_is_seeded_and_narrows_with_more_examples():
+    from judgeloop.evaluation import bootstrap_ci
+
+    small, large = [1.0, 0.0] * 10, [1.0, 0.0] * 200
+    assert bootstrap_ci(small) == bootstrap_ci(small)
+    lo_s, hi_s = bootstrap_ci(small)
+    lo_l, hi_l = bootstrap_ci(large)
+    assert lo_s < 0.5 < hi_s and lo_l < 0.5 < hi_l and hi_l - lo_l < (hi_s - lo_s) / 3
+    assert bootstrap_ci([1.0]) is None
+
+
+def test_paired_difference_uses_the_examples_both_judges_scored():
+    from judgeloop.evaluation import paired_difference
+
+    before = {f"e{i}": 0.5 for i in range(50)}
+    after = {f"e{i}": 1.0 for i in range(40)} | {"other": 0.0}
+    d = paired_difference(before, after)
+    assert d == {"n": 40, "difference": 0.5, "ci95": [0.5, 0.5]}
+    mixed = paired_difference(before, {k: (1.0 if i % 2 else 0.0) for i, k in enumerate(before)})
+    assert mixed["difference"] == 0.0 and mixed["ci95"][0] < 0 < mixed["ci95"][1]

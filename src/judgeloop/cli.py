@@ -510,7 +510,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
     except (InputError, ValueError, OSError, RuntimeError) as e:
         _err(f"judge: {e}")
         return 2
-    keys = [k for k in ("accuracy", "accuracy_by_order", "accuracy_forced", "position_consistency", "parse_rate", "forced_rate",
+    keys = [k for k in ("accuracy", "accuracy_ci95", "accuracy_by_order", "accuracy_forced", "position_consistency", "parse_rate", "forced_rate",
                         "pearson", "spearman", "kendall_tau", "exact", "within_1", "n_examples", "n") if k in summary]
     rows = [(k, json.dumps(summary[k]) if isinstance(summary[k], dict) else summary[k]) for k in keys]
     if "majority" in summary:

@@ -102,10 +102,12 @@ def summarise(rows: list[Judged]) -> dict[str, Any]:
 
     acc_order = {o: mean([score(r) for r in rs]) for o, rs in sorted(by_order.items())}
     forced = any(r.verdict_source == "forced" for r in rows)
+    items = item_scores(rows)
     return {
         "n_examples": len(by_item),
         "n_judgments": len(rows),
         "accuracy": mean([score(r) for r in rows]),
+        "accuracy_ci95": bootstrap_ci(list(items.values())),
         "accuracy_by_order": acc_order,
         "accuracy_forced": mean([score_forced(r) for r in rows]) if forced else None,
         "accuracy_forced_by_order": {o: mean([score_forced(r) for r in rs]) for o, rs in sorted(by_order.items())} if forced else None,
@@ -116,7 +118,42 @@ def summarise(rows: list[Judged]) -> dict[str, Any]:
         "no_verdict_rate": mean([1.0 if r.verdict is None else 0.0 for r in rows]),
         "a_rate": mean([1.0 if r.verdict == "A" else 0.0 for r in with_verdict]),
         "scoring_rule": SCORING_RULE,
+        "item_scores": items,  # for paired comparisons between judges (`paired_difference`)
     }
+
+
+def item_scores(rows: list[Judged]) -> dict[str, float]:
+    """Each example's mean score over its judgments (both orders): the unit a confidence interval resamples,
+    since the two orders of one example are not independent."""
+    by_item: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        by_item[r.item_id].append(score(r))
+    return {k: sum(v) / len(v) for k, v in sorted(by_item.items())}
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_ci(values: list[float], seed: int = 0, level: float = 0.95) -> list[float] | None:
+    """Percentile bootstrap interval of the mean of `values` (seeded: the same data give the same interval)."""
+    import numpy as np
+
+    if len(values) < 2:
+        return None
+    x = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(BOOTSTRAP_RESAMPLES, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def paired_difference(before: dict[str, float], after: dict[str, float], seed: int = 0) -> dict[str, Any] | None:
+    """Mean of after - before over the examples both judges scored, with its 95% bootstrap interval."""
+    common = sorted(set(before) & set(after))
+    if len(common) < 2:
+        return None
+    diffs = [after[k] - before[k] for k in common]
+    return {"n": len(common), "difference": round(sum(diffs) / len(diffs), 4), "ci95": bootstrap_ci(diffs, seed)}
 
 
 def load_set(fmt: str, path: str, limit: int | None = None, split: str = "filtered") -> tuple[list[PairwiseItem], dict[str, str]]:

@@ -10,7 +10,8 @@ compared with `--only-changed` fit a 200-column terminal.
 
 - `metrics/<judge>/eval.json`: the held-out synthetic pairs (Likert: the
   held-out rubric items) as `<judge>.acc`, `.parse` (parse rate), `.a_share`
-  (share of "A" verdicts), `.consist` (position consistency), `.n`; every
+  (share of "A" verdicts), `.consist` (position consistency), `.n`,
+  `.acc_lo` / `.acc_hi` (95% bootstrap interval of acc over examples); every
   other evaluation set nested by its name (`<judge>.<set>.acc`, ...). Likert
   reports `spearman`, `exact`, `within_1`, `parse`, `n`.
 - `metrics/<it>/train.json` (written by train, which reads the curation
@@ -37,6 +38,8 @@ def eval_metrics(judge: str, sets: dict[str, dict[str, Any]], method: str) -> di
     out: dict[str, Any] = {}
     for name, s in sets.items():
         numbers = {m: _r(s.get(k)) for m, k in keys.items()}
+        if s.get("accuracy_ci95"):  # the 95% interval of acc, as two columns
+            numbers["acc_lo"], numbers["acc_hi"] = s["accuracy_ci95"]
         if name == HEADLINE_SET.get(method):
             out.update(numbers)
         else:

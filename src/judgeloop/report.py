@@ -28,11 +28,21 @@ def collect(params: Params) -> dict[str, Any]:
     models = params.eval_models()
     from .hardware import environment
 
-    out: dict[str, Any] = {"method": params.method, "models": {}, "iterations": {}, "environment": environment()}
+    from .evaluation import paired_difference
+
+    out: dict[str, Any] = {"method": params.method, "models": {}, "iterations": {}, "changes": {}, "environment": environment()}
+    per_item: dict[str, dict[str, dict[str, float]]] = {}
     for m in models:
         ev = _load(STATS / m / "eval.json")
         if ev:
-            out["models"][m] = ev["sets"]
+            out["models"][m] = {name: {k: v for k, v in s.items() if k != "item_scores"} for name, s in ev["sets"].items()}
+            per_item[m] = {name: s["item_scores"] for name, s in ev["sets"].items() if s.get("item_scores")}
+    # each later judge against the first, on the examples both scored (paired: the same pairs, the same orders)
+    first = next(iter(per_item), None)
+    for m in list(per_item)[1:]:
+        for name, scores in per_item[m].items():
+            if first is not None and name in per_item[first] and (d := paired_difference(per_item[first][name], scores)):
+                out["changes"].setdefault(m, {})[name] = d | {"from": first}
     for it in params.iterations:
         cur, tr, jd = (_load(STATS / it / f) for f in ("curation.json", "train.json", "judge.json"))
         out["iterations"][it] = {
@@ -57,6 +67,7 @@ def plot_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "model": m,
                 "set": set_name,
                 "accuracy": s.get("accuracy"),
+                "accuracy_ci95": s.get("accuracy_ci95"),
                 "accuracy_forced": s.get("accuracy_forced"),
                 "parse_rate": s.get("parse_rate"),
                 "position_consistency": s.get("position_consistency"),
@@ -153,11 +164,16 @@ def _fmt(x: Any) -> str:
     return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
 
 
+def _with_ci(x: Any, ci: list[float] | None) -> str:
+    return _fmt(x) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
 def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines = ["# judgeloop iteration report", ""]
     lines += ["Scoring (official): 1 = a verdict the judge wrote for the better response, 0 = for the worse, "
               "0.5 = none of its own. Parse rate = share of judgments whose own text had exactly one of [[A]]/[[B]]; "
-              "a forced verdict (read from the next-token distribution) counts only in 'acc. with forced'.", ""]
+              "a forced verdict (read from the next-token distribution) counts only in 'acc. with forced'. "
+              "[lo, hi]: 95% bootstrap interval over examples.", ""]
     if summary.get("method") == "likert":
         lines += ["## Evaluation (Likert, held-out rubric items)", "",
                   "| judge | set | pearson | spearman | kendall tau | exact | within 1 | parse rate |", "|---|---|---|---|---|---|---|---|"]
@@ -168,9 +184,18 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         lines += ["## Evaluation", "", "| judge | set | accuracy | acc. better first | acc. better second | parse rate | position consistency | A share | acc. with forced | majority acc. | RewardBench |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            lines.append(f"| {r['model']} | {r['set']} | {_fmt(r['accuracy'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
+            lines.append(f"| {r['model']} | {r['set']} | {_with_ci(r['accuracy'], r['accuracy_ci95'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
                          f"{_fmt(r['parse_rate'])} | {_fmt(r['position_consistency'])} | {_fmt(r['a_rate'])} | "
                          f"{_fmt(r['accuracy_forced'])} | {_fmt(r['majority_accuracy'])} | {_fmt(r['rewardbench_overall'])} |")
+    if summary.get("changes"):
+        lines += ["", "## Change in accuracy against the first judge", "",
+                  "Paired: the same examples scored by both judges; 95% bootstrap interval of the mean difference.", "",
+                  "| judge | set | from | examples | difference | 95% interval |", "|---|---|---|---|---|---|"]
+        for m, sets in summary["changes"].items():
+            for name, d in sets.items():
+                ci = d.get("ci95")
+                lines.append(f"| {m} | {name} | {d['from']} | {d['n']} | {d['difference']:+.3f} | "
+                             f"{f'[{ci[0]:+.3f}, {ci[1]:+.3f}]' if ci else '-'} |")
     lines += ["", "## Iterations", "", "| iteration | from | judgments | correct | kept | keep rate (pairs) | train loss | empty? |",
               "|---|---|---|---|---|---|---|---|"]
     for it, d in summary["iterations"].items():
