@@ -116,3 +116,22 @@ def test_ordinary_text_renders_exactly_as_the_bare_template(sp_backend):
 
     msgs = judge_messages("Is <b>bold</b> a tag? Use a | b and <3.", "Yes, [[A]] is fine.", "No <s is not a tag.")
     assert sp_backend.render(msgs) == sp_backend.tok.apply_chat_template(list(msgs), tokenize=False, add_generation_prompt=True)
+
+
+def test_auto_backend_is_vllm_only_where_it_has_run(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    import judgeloop.hardware as hardware
+    from judgeloop.backends import resolve_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_backend("transformers") == ("transformers", "set in params")
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "vllm" else real_find(n, *a))
+    assert resolve_backend("auto")[0] == "transformers"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else real_find(n, *a))
+    for flags, want in ((["avx", "avx2", "fma"], "transformers"), (["avx2", "avx512f", "avx512_bf16"], "vllm")):
+        monkeypatch.setattr(hardware, "cpu_info", lambda flags=flags: {"flags": flags})
+        assert resolve_backend("auto")[0] == want

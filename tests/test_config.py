@@ -486,3 +486,17 @@ def test_every_numeric_param_has_a_range(shipped):
 def test_numeric_params_fit_their_c_types(shipped, key, value, says):
     msg = config_error(_set(shipped, key, value))
     assert key in msg and says in msg, msg
+
+
+def test_an_iteration_may_rejudge_the_pairs_of_an_earlier_one(data):
+    data["iterations"]["it2"]["pairs_from"] = "it1"
+    del data["prompts"]["split"]["iteration_fractions"]["it2"]
+    p = parse_params(data)
+    assert p.pairs_split("it2") == "it1" and p.pairs_split("it1") == "it1"
+
+
+@pytest.mark.parametrize("value", ["it2", "it9", "eval"])
+def test_pairs_from_names_another_iteration_with_pairs_of_its_own(data, value):
+    data["iterations"]["it2"]["pairs_from"] = value
+    msg = config_error(data)
+    assert "iterations.it2.pairs_from" in msg and "allowed: ['it1']" in msg

@@ -409,3 +409,16 @@ def test_a_column_of_the_wrong_type_is_a_schema_error_naming_file_and_column(tmp
         curate_files(jpath, ppath, cfg(), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet")
     assert str(jpath) in str(e.value) and "'correct'" in str(e.value) and "bool" in str(e.value)
     assert not (tmp_path / "sft.parquet").exists()
+
+
+@pytest.mark.parametrize("template", ["standard", "short"])
+def test_curated_prompts_are_the_judge_template_the_judge_saw(tmp_path, template):
+    """curate_files renders the training prompt column-wise from the same template judging used."""
+    js = [J("p", "wl", 0, "A") | {"text": "fine [[A]]"}, J("p", "lw", 0, "B") | {"text": "fine [[B]]"}]
+    pairs = {"p": {"pair_id": "p", "instruction": "q {x}", "response_w": "good", "response_l": "bad"}}
+    jp, pp = _write_inputs(tmp_path, js, pairs)
+    curate_files(jp, pp, cfg(per="pair_order", balance="none"), "it1", tmp_path / "sft.parquet", tmp_path / "dpo.parquet",
+                 template=template)
+    rows = {r["order"]: r["prompt"] for r in pq.read_table(tmp_path / "sft.parquet").to_pylist()}
+    assert rows["wl"] == judge_messages("q {x}", "good", "bad", template)[0]["content"]
+    assert rows["lw"] == judge_messages("q {x}", "bad", "good", template)[0]["content"]

@@ -32,3 +32,28 @@ def test_forced_verdicts_only_for_texts_with_no_verdict():
     for t in texts[2:]:  # no verdict of its own (an echo of the format is none): forced, greedy -> A
         assert (by_text[t].verdict, by_text[t].verdict_source, by_text[t].parse_status) == ("A", "forced", "none")
     assert len(backend.forced_contexts) == 2
+
+
+class PriorBackend(ScriptedBackend):
+    """P(A) = 0.8 on the content-free prompts, 0.7 on real ones: below its prior, so calibrated it is a B."""
+
+    def choice_logprobs(self, contexts, choices):
+        import math
+
+        out = []
+        for messages, _ in contexts:
+            p = 0.8 if "[User instruction]\nN/A\n" in messages[0]["content"] or "[Response A]\n[MASK]" in messages[0]["content"] \
+                or "[User instruction]\n\n" in messages[0]["content"] else 0.7
+            out.append({"A": math.log(p), "B": math.log(1 - p)})
+        return out
+
+
+def test_calibrated_forced_verdicts_divide_by_the_content_free_prior():
+    items = [PairwiseItem(f"x{i}", "q", "good", "bad") for i in range(3)]
+    greedy = Sampling(0.0, 1.0, 8, 1, 0)
+    plain = judge_items(items, PriorBackend(["no verdict"]), greedy, "forced", "t")
+    assert {r.verdict for r in plain} == {"A"} and {r.prior_a for r in plain} == {None}
+    cal = judge_items(items, PriorBackend(["no verdict"]), greedy, "forced", "t", calibration="content_free")
+    assert {r.verdict for r in cal} == {"B"}
+    assert all(abs(r.prior_a - 0.8) < 1e-9 and abs(r.p_a - 0.7) < 1e-9 for r in cal)  # the judge's own P(A) is kept
+    assert [r.correct for r in cal] == [r.order == "lw" for r in cal]

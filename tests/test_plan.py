@@ -97,3 +97,16 @@ def test_likert_plan_counts_rubric_items(method):
     plans = by_stage(make_plan(params)[0])
     assert plans["judge@it1"].generations == splits.count("it1") * params.judging.samples
     assert plans["evaluate@it0"].generations == splits.count("eval")
+
+
+def test_an_iteration_that_rejudges_earlier_pairs_is_counted_on_them():
+    import yaml
+
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["iterations"]["it2"]["pairs_from"] = "it1"
+    del data["prompts"]["split"]["iteration_fractions"]["it2"]
+    params = parse_params(data)
+    splits = build_prompts(params, None).column("split").to_pylist()
+    plans = by_stage(make_plan(params)[0])
+    assert "it2" not in splits
+    assert plans["judge@it2"].generations == plans["judge@it1"].generations == splits.count("it1") * 2 * params.judging.samples

@@ -39,7 +39,7 @@ def _backend(model: str, gen: GenerationConfig, workdir: Path) -> Any:
 def judge_file(
     path: str, fmt: str, model: str, gen: GenerationConfig, output: str, *, limit: int | None = None,
     orders: str = "both", order_seed: int = 0, samples: int = 1, temperature: float = 0.7, max_tokens: int = 256,
-    fallback: str = "forced", layout: str = "judgeloop",
+    fallback: str = "forced", layout: str = "judgeloop", template: str = "standard",
 ) -> dict[str, Any]:
     t0 = time.time()
     name = Path(path).stem
@@ -62,7 +62,7 @@ def judge_file(
 
             judged, summary = evaluate_set(
                 name, fmt, items, subsets, backend, max_tokens=max_tokens, fallback=fallback, orders_mode=orders,
-                order_seed=order_seed, samples=samples, temperature=temperature,
+                order_seed=order_seed, samples=samples, temperature=temperature, template=template,
             )
             write_parquet(to_table("eval", eval_rows(name, judged, subsets, backend.model_name, backend.model_hash)), output)
         else:

@@ -478,7 +478,10 @@ def _add_judge_parser(sub: argparse._SubParsersAction) -> None:
                    help="sampling temperature when --samples > 1")
     p.add_argument("--max-tokens", type=_int_in(1, 1_000_000), default=256)
     p.add_argument("--fallback", default="forced", choices=["forced", "none"], help="verdict fallback (see README)")
-    p.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
+    p.add_argument("--template", default="standard", choices=["standard", "short"],
+                   help="pairwise judge prompt: the one the judge was trained with (params judge_template)")
+    p.add_argument("--backend", default="transformers", choices=["auto", "transformers", "vllm", "openai"],
+                   help="auto: vllm where installed on a GPU or an AVX-512 CPU, else transformers")
     p.add_argument("--base-url", action="append", help="openai backend: server URL (repeat for several)")
     p.add_argument("--api-key-env", help="openai backend: environment variable holding the API key")
     p.add_argument("--batch-size", type=_int_in(1, 65536), default=16)
@@ -505,7 +508,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
         summary = judge_file(
             args.file, args.format, args.model, gen, args.output, limit=args.limit, orders=args.orders,
             order_seed=args.order_seed, samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
-            fallback=args.fallback, layout=args.layout,
+            fallback=args.fallback, layout=args.layout, template=args.template,
         )
     except (InputError, ValueError, OSError, RuntimeError) as e:
         _err(f"judge: {e}")

@@ -160,7 +160,8 @@ class VllmConfig(_Model):
 class GenerationConfig(_Model):
     """Which engine generates text; shared by pairs, judge and evaluate."""
 
-    backend: Literal["transformers", "vllm", "openai"] = "transformers"
+    # auto: vllm where it is installed and has run here (a CUDA GPU, or a CPU with AVX-512), else transformers
+    backend: Literal["auto", "transformers", "vllm", "openai"] = "transformers"
     batch_size: int = Field(16, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -192,6 +193,9 @@ class PairsConfig(SamplingConfig):
 class JudgingConfig(SamplingConfig):
     samples: int = Field(4, ge=1)  # N judgments per pair and order (paper: 15)
     verdict_fallback: Literal["none", "forced"] = "forced"
+    # forced verdicts divided by the judge's A/B prior on content-free prompts (contextual
+    # calibration, Zhao et al. 2021): a position-biased seed then forces B as often as A
+    forced_calibration: Literal["none", "content_free"] = "none"
 
 
 class CurationConfig(_Model):
@@ -359,11 +363,16 @@ class IterationOverrides(_Model):
 
 class IterationConfig(_Model):
     prev: str
+    # judge the synthetic pairs of an earlier iteration again, with this iteration's judge, as the paper
+    # does (one pair set, re-judged each iteration); the iteration then needs no prompts of its own
+    pairs_from: str | None = None
     overrides: IterationOverrides = IterationOverrides()
 
 
 class Params(_Model):
     method: Literal["pairwise", "likert"] = "pairwise"
+    # the pairwise judge prompt (templates.JUDGE_TEMPLATES), the same for judging, training text and evaluation
+    judge_template: Literal["standard", "short"] = "standard"
     seed: SeedConfig = SeedConfig()
     prompts: PromptsConfig = PromptsConfig()
     generation: GenerationConfig = GenerationConfig()
@@ -394,6 +403,10 @@ class Params(_Model):
             if it.prev != "it0" and it.prev not in v:
                 allowed = ["it0", *[n for n in v if n != name]]
                 problems.append(f"iterations.{name}.prev = {it.prev!r} does not exist; allowed: {allowed}")
+            if it.pairs_from is not None and (it.pairs_from not in v or it.pairs_from == name or v[it.pairs_from].pairs_from):
+                allowed = [n for n in v if n != name and v[n].pairs_from is None]
+                problems.append(f"iterations.{name}.pairs_from = {it.pairs_from!r}: not an iteration with pairs of its own; "
+                                f"allowed: {allowed}")
         if problems:
             raise ValueError("\n  ".join(problems))
         # chains must end at it0 (no cycles)
@@ -408,15 +421,18 @@ class Params(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
+        if self.method == "likert" and (reuse := [n for n, it in self.iterations.items() if it.pairs_from]):
+            raise ValueError(f"iterations {reuse}: pairs_from is for method pairwise (likert items are split per iteration)")
         for where, split in (("prompts.split", self.prompts.split), ("likert.split", self.likert.split)):
             if where == "likert.split" and self.method != "likert":
                 continue
-            missing = [n for n in self.iterations if n not in split.iteration_fractions]
+            reusing = {n for n, it in self.iterations.items() if it.pairs_from} if where == "prompts.split" else set()
+            missing = [n for n in self.iterations if n not in split.iteration_fractions and n not in reusing]
             extra = [n for n in split.iteration_fractions if n not in self.iterations]
             if missing or extra:
                 raise ValueError(
-                    f"{where}.iteration_fractions must name every iteration exactly: missing {missing}, "
-                    f"not iterations {extra} (iterations: {list(self.iterations)})"
+                    f"{where}.iteration_fractions must name every iteration exactly (but those with pairs_from): "
+                    f"missing {missing}, not iterations {extra} (iterations: {list(self.iterations)})"
                 )
             total = split.eval_fraction + sum(split.iteration_fractions.values())
             if total > 1.0 + 1e-9:
@@ -461,6 +477,10 @@ class Params(_Model):
         if init == "auto":
             init = "previous" if self.method == "likert" else "seed"
         return "it0" if init == "seed" else self.iterations[iteration].prev
+
+    def pairs_split(self, iteration: str) -> str:
+        """The split whose pairs `iteration` judges: its own, or those of its `pairs_from`."""
+        return self.iterations[iteration].pairs_from or iteration
 
     def eval_models(self) -> list[str]:
         return self.evaluation.models if self.evaluation.models is not None else ["it0", *self.iterations]

@@ -41,6 +41,7 @@ import hashlib
 import logging
 import string
 import threading
+from functools import lru_cache
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,7 +57,7 @@ from .config import CurationConfig
 from .io import atomic_path
 from .parsing import canonical_verdict_line
 from .schemas import DPO, SFT, check_table
-from .templates import JUDGE_PROMPT, judge_messages
+from .templates import JUDGE_TEMPLATES, judge_messages
 
 log = logging.getLogger(__name__)
 
@@ -200,22 +201,22 @@ def _select_dpo(df: pl.DataFrame, cfg: CurationConfig, iteration: str) -> tuple[
 # ---------------------------------------------------------------- building the rows
 
 
-def _template_parts() -> list[str]:
-    """JUDGE_PROMPT as [literal, field, literal, field, ...] for columnar formatting."""
+@lru_cache(maxsize=4)
+def _template_parts(template: str) -> tuple[str, ...]:
+    """A judge template as (literal, field, literal, field, ...) for columnar formatting."""
+    text = JUDGE_TEMPLATES[template]
     parts: list[str] = []
-    for literal, field, spec, conv in string.Formatter().parse(JUDGE_PROMPT):
+    for literal, field, spec, conv in string.Formatter().parse(text):
         parts.append(literal)
         if field is not None:
             if spec or conv or field not in ("instruction", "response_a", "response_b"):
-                raise ValueError(f"JUDGE_PROMPT field {{{field}}} cannot be filled column-wise")
+                raise ValueError(f"judge template {template!r}: field {{{field}}} cannot be filled column-wise")
             parts.append(field)
-    return parts
-
-
-_PARTS = _template_parts()
-# the columnar prompt must be exactly what judge_messages sends
-assert judge_messages("\x01", "\x02", "\x03")[0]["content"] == JUDGE_PROMPT.format(
-    instruction="\x01", response_a="\x02", response_b="\x03")
+    # the columnar prompt must be exactly what judge_messages sends
+    probe = dict(zip(("instruction", "response_a", "response_b"), "\x01\x02\x03"))
+    assert judge_messages(*probe.values(), template)[0]["content"] == "".join(
+        probe[p] if i % 2 else p for i, p in enumerate(parts))
+    return tuple(parts)
 
 
 class _Groups:
@@ -357,10 +358,11 @@ class _Slab:
 class _Pairs:
     """The pairs' texts, looked up by pair_id (the last row wins on a duplicate id, like a dict)."""
 
-    def __init__(self, pair_ids: pa.Table, rows: _Rows):
+    def __init__(self, pair_ids: pa.Table, rows: _Rows, template: str = "standard"):
         ids = pl.from_arrow(pair_ids.select(["pair_id"])).with_row_index("row")
         self.index = ids.unique(subset="pair_id", keep="last", maintain_order=True)
         self.rows = rows
+        self.parts = _template_parts(template)
 
     def rows_of(self, pair_ids: pl.Series) -> np.ndarray:
         m = pl.DataFrame({"pair_id": pair_ids}).join(self.index, on="pair_id", how="left", maintain_order="left",
@@ -370,8 +372,7 @@ class _Pairs:
             raise ValueError(f"judged pairs missing from the pairs table: {missing}")
         return m["row"].to_numpy().astype(np.int64)
 
-    @staticmethod
-    def prompts(slab: _Slab, rows: np.ndarray, order: pa.Array) -> pa.Array:
+    def prompts(self, slab: _Slab, rows: np.ndarray, order: pa.Array) -> pa.Array:
         idx = slab.index(rows)
         wl = pc.fill_null(pc.equal(order, "wl"), False).to_numpy(zero_copy_only=False)
         # response_a/_b taken straight from [response_w; response_l] (one copy each, no if_else copies)
@@ -380,7 +381,7 @@ class _Pairs:
         fields = {"instruction": slab.take("instruction", idx),
                   "response_a": both.take(pa.array(np.where(wl, idx, idx + n), pa.int64())).cast(pa.string()),
                   "response_b": both.take(pa.array(np.where(wl, idx + n, idx), pa.int64())).cast(pa.string())}
-        args = [fields[p] if i % 2 else pa.scalar(p) for i, p in enumerate(_PARTS)]
+        args = [fields[p] if i % 2 else pa.scalar(p) for i, p in enumerate(self.parts)]
         return _arr(pc.binary_join_element_wise(*args, ""))
 
 
@@ -497,7 +498,7 @@ def _names_the_file(path: str | Path) -> Iterator[None]:
 
 
 def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: CurationConfig, iteration: str,
-                 sft_path: str | Path, dpo_path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+                 sft_path: str | Path, dpo_path: str | Path, template: str = "standard") -> tuple[dict[str, Any], dict[str, Any]]:
     """Curate a judgments Parquet file into the SFT and DPO Parquet files; return (sft funnel, dpo funnel).
 
     Reads the narrow judgment columns whole; then builds the rows in slabs of
@@ -523,7 +524,7 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
             raise ValueError(f"{path}: not a pairs table, missing columns {missing}")
     with _names_the_file(pairs_path):
         pairs = _Pairs(pq.read_table(pairs_path, columns=["pair_id"]),
-                       _Rows(PAIR_COLUMNS[1:], path=pairs_path, consumers=("sft", "dpo")))
+                       _Rows(PAIR_COLUMNS[1:], path=pairs_path, consumers=("sft", "dpo")), template)
     texts = _Rows(["text"], path=judgments_path, consumers=("sft", "dpo"))
     with _names_the_file(judgments_path):
         # no local reference to the narrow frame: _curate frees it once sorted

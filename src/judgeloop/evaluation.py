@@ -170,6 +170,7 @@ def load_set(fmt: str, path: str, limit: int | None = None, split: str = "filter
 def evaluate_set(
     name: str, fmt: str, items: list[PairwiseItem], subsets: dict[str, str], backend: Any, *, max_tokens: int,
     fallback: str, orders_mode: str = "both", order_seed: int = 0, samples: int = 1, temperature: float = 0.7,
+    template: str = "standard",
 ) -> tuple[list[Judged], dict[str, Any]]:
     """Judge a set and summarise it: accuracy (0.5 rule), orders, parse rate;
     RewardBench section scores for that format; majority vote when samples > 1."""
@@ -182,8 +183,9 @@ def evaluate_set(
         sampling = Sampling(temperature=temperature, top_p=1.0, max_tokens=max_tokens, n=samples, seed=order_seed)
     else:
         sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, n=1, seed=0)
-    judged = judge_items(items, backend, sampling, fallback, seed_key=f"eval:{name}", desc=f"evaluate:{name}", orders=orders)
-    summary = summarise(judged) | {"orders": orders_mode}
+    judged = judge_items(items, backend, sampling, fallback, seed_key=f"eval:{name}", desc=f"evaluate:{name}", orders=orders,
+                         template=template)
+    summary = summarise(judged) | {"orders": orders_mode, "template": template}
     if samples > 1:
         per_key, maj = majority_scores(group_verdicts(judged))
         voted = majority_judged(per_key)

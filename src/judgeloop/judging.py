@@ -57,13 +57,14 @@ class Judged:
     finish_reason: str
     len_a: int
     len_b: int
+    prior_a: float | None = None  # the content-free P(A) a calibrated forced verdict was divided by
 
 
 def judgment_fields(j: Judged) -> dict:
     """The columns a judgment row shares between the judgments and eval datasets."""
     return {
         "order": j.order, "text": j.text, "verdict": j.verdict, "parse_status": j.parse_status,
-        "verdict_source": j.verdict_source, "p_a": j.p_a, "p_b": j.p_b, "n_tokens": j.n_tokens,
+        "verdict_source": j.verdict_source, "p_a": j.p_a, "p_b": j.p_b, "prior_a": j.prior_a, "n_tokens": j.n_tokens,
         "finish_reason": j.finish_reason,
     }
 
@@ -117,6 +118,7 @@ def judge_requests(
     sampling: Sampling,
     seed_key: str,
     orders: Mapping[str, Sequence[str]] | None = None,
+    template: str = "standard",
 ) -> tuple[list[Request], list[tuple[PairwiseItem, str, int, int]]]:
     """One request per item and order (`sampling.n` samples each), seeded per request id."""
     requests, meta = [], []
@@ -125,9 +127,25 @@ def judge_requests(
             a, b = shown(item, order)
             key = f"{seed_key}:{item.item_id}:{order}"
             s = Sampling(sampling.temperature, sampling.top_p, sampling.max_tokens, sampling.n, request_seed(sampling.seed, key))
-            requests.append(Request(key, judge_messages(item.instruction, a, b), s))
+            requests.append(Request(key, judge_messages(item.instruction, a, b, template), s))
             meta.append((item, order, len(a), len(b)))
     return requests, meta
+
+
+# Content-free stand-ins for the instruction and both responses (Zhao et al. 2021 average several)
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def content_free_prior(backend: Backend, template: str = "standard") -> float:
+    """The judge's P(A) among {A, B} for a forced verdict on content-free prompts, averaged over `CONTENT_FREE`."""
+    contexts = [(judge_messages(x, x, x, template), FORCED_VERDICT_CONTINUATION) for x in CONTENT_FREE]
+    probs = [choice_probs(lp)["A"] for lp in backend.choice_logprobs(contexts, ["A", "B"])]
+    return sum(probs) / len(probs)
+
+
+def calibrated(logprobs: dict[str, float], prior_a: float) -> dict[str, float]:
+    """Log-probabilities of A and B divided by the prior (contextual calibration); renormalised later."""
+    return {"A": logprobs["A"] - math.log(prior_a), "B": logprobs["B"] - math.log(1 - prior_a)}
 
 
 def judge_items(
@@ -138,14 +156,19 @@ def judge_items(
     seed_key: str,
     desc: str = "judge",
     orders: Mapping[str, Sequence[str]] | None = None,
+    calibration: str = "none",
+    template: str = "standard",
 ) -> list[Judged]:
     """Judge every item in both orders (or those in `orders[item_id]`), `sampling.n` samples each.
 
     Greedy when `sampling.temperature == 0` (the forced fallback then takes
     the argmax); otherwise sampled, with the forced choice drawn at the same
-    temperature from an RNG seeded per judgment.
+    temperature from an RNG seeded per judgment. `calibration="content_free"`
+    draws the forced choice from the probabilities divided by the judge's
+    content-free prior (`content_free_prior`), recorded in `prior_a`; `p_a`
+    and `p_b` stay the judge's own.
     """
-    requests, meta = judge_requests(items, sampling, seed_key, orders)
+    requests, meta = judge_requests(items, sampling, seed_key, orders, template)
     outputs = backend.generate(requests, desc=desc)
     rows: list[Judged] = []
     for req, (item, order, la, lb), comps in zip(requests, meta, outputs):
@@ -167,12 +190,18 @@ def judge_items(
                 (by_key[f"{seed_key}:{r.item_id}:{r.order}"].messages, r.text.rstrip() + FORCED_VERDICT_CONTINUATION)
                 for r in todo
             ]
+            prior = content_free_prior(backend, template) if calibration == "content_free" else None
+            if prior is not None:
+                log.info("%s: forced verdicts calibrated by the content-free prior P(A) = %.3f", desc, prior)
             for r, lp in zip(todo, backend.choice_logprobs(contexts, ["A", "B"])):
-                picked = forced_choice(lp, sampling.temperature, f"{r.seed}:{r.sample_idx}")
+                usable = max(lp.values()) > float("-inf")
+                picked = forced_choice(calibrated(lp, prior) if prior is not None and usable else lp,
+                                       sampling.temperature, f"{r.seed}:{r.sample_idx}")
                 if picked is None:
                     continue
-                r.verdict, probs = picked
-                r.p_a, r.p_b = probs["A"], probs["B"]
+                r.verdict = picked[0]
+                probs = choice_probs(lp)
+                r.p_a, r.p_b, r.prior_a = probs["A"], probs["B"], prior
                 r.verdict_source = "forced"
     for r in rows:
         r.correct = None if r.verdict is None else r.verdict == winner(r.order)

@@ -238,14 +238,17 @@ def run_judge(params: Params, args: Any) -> None:
         return _judge_likert(params, it)
     cfg = params.judging_for(it)
     prev = params.iterations[it].prev
-    pairs = _ok_pairs(it)
-    log.info("judge@%s: %d pairs x 2 orders x %d samples with models/%s", it, len(pairs), cfg.samples, prev)
+    pairs = _ok_pairs(params.pairs_split(it))
+    log.info("judge@%s: %d pairs%s x 2 orders x %d samples with models/%s", it, len(pairs),
+             f" (of {params.pairs_split(it)})" if params.pairs_split(it) != it else "", cfg.samples, prev)
     backend = make_backend(model_dir(prev), params.generation)
     items = [PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]) for p in pairs]
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.samples, cfg.seed)
     t0 = time.time()
-    judged = judge_items(items, backend, sampling, cfg.verdict_fallback, seed_key=it, desc=f"judge@{it}")
-    sampling_json = json.dumps(sampling.to_dict() | {"verdict_fallback": cfg.verdict_fallback}, sort_keys=True)
+    judged = judge_items(items, backend, sampling, cfg.verdict_fallback, seed_key=it, desc=f"judge@{it}",
+                         calibration=cfg.forced_calibration, template=params.judge_template)
+    sampling_json = json.dumps(sampling.to_dict() | {"verdict_fallback": cfg.verdict_fallback, "template": params.judge_template,
+                                                     "forced_calibration": cfg.forced_calibration}, sort_keys=True)
     rows = [
         {
             "judgment_id": f"{it}:{j.item_id}:{j.order}:{j.sample_idx}",
@@ -276,7 +279,7 @@ def run_curate(params: Params, args: Any) -> None:
         return _curate_likert(params, it)
     cfg = params.curation_for(it)
     sft_funnel, dpo_funnel = curate_files(DATA / it / "judgments.parquet", DATA / "pairs.parquet", cfg, it,
-                                          DATA / it / "sft.parquet", DATA / it / "dpo.parquet")
+                                          DATA / it / "sft.parquet", DATA / it / "dpo.parquet", template=params.judge_template)
     write_json(sft_funnel | {"dpo": dpo_funnel}, STATS / it / "curation.json")
     for name, funnel in (("SFT", sft_funnel), ("DPO", dpo_funnel)):
         if "empty_reason" in funnel:
@@ -390,6 +393,7 @@ def run_evaluate(params: Params, args: Any) -> None:
         judged, summary[set_name] = evaluate_set(
             set_name, fmt, items, subsets, backend, max_tokens=ev.max_tokens, fallback=ev.verdict_fallback,
             orders_mode=orders, order_seed=ev.order_seed, samples=ev.samples, temperature=ev.temperature,
+            template=params.judge_template,
         )
         rows += eval_rows(set_name, judged, subsets, backend.model_name, backend.model_hash)
         log.info("evaluate@%s %s: accuracy %s, parse rate %s", name, set_name, summary[set_name]["accuracy"], summary[set_name]["parse_rate"])

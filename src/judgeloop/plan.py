@@ -105,7 +105,7 @@ def make_plan(params: Params, pool: int | None = None) -> tuple[list[StagePlan],
                                f"{used} prompts x (y_w, x', y_l)"))
     for it in params.iterations:
         j = params.judging_for(it)
-        n = counts.get(it, 0)
+        n = counts.get(params.pairs_split(it) if params.method != "likert" else it, 0)
         per = j.samples * (1 if params.method == "likert" else 2)
         orders = "" if params.method == "likert" else " x 2 orders"
         plans.append(StagePlan(f"judge@{it}", n * per, n * per * j.max_tokens,

@@ -72,6 +72,7 @@ JUDGMENTS = pa.schema(
         ("verdict_source", s),  # parsed | forced | null
         ("p_a", f64),  # forced fallback: p(A) restricted to {A, B}
         ("p_b", f64),
+        ("prior_a", f64),  # forced_calibration content_free: the prior P(A) the verdict was calibrated by; else null
         ("correct", b),  # null when there is no verdict
         ("n_tokens", i64),
         ("finish_reason", s),
@@ -125,6 +126,7 @@ EVAL = pa.schema(
         ("verdict_source", s),
         ("p_a", f64),
         ("p_b", f64),
+        ("prior_a", f64),
         ("score", f64),  # 1 correct, 0 wrong, 0.5 no verdict
         ("n_tokens", i64),
         ("finish_reason", s),

@@ -56,6 +56,22 @@ End with your final verdict in exactly this form: "[[A]]" if Response A is bette
 [Response B]
 {response_b}"""
 
+# A shorter judge prompt for small seeds (`judge_template: short`): about a fifth of the
+# standard one's tokens, so judging prefills and training steps cost less. Same fields,
+# same verdict format; like the standard one, it names nothing of how pairs are made.
+SHORT_JUDGE_PROMPT = """Which response follows the user instruction better and answers it more correctly? Give a short reason, then end with "[[A]]" if Response A is better or "[[B]]" if Response B is better.
+
+[User instruction]
+{instruction}
+
+[Response A]
+{response_a}
+
+[Response B]
+{response_b}"""
+
+JUDGE_TEMPLATES = {"standard": JUDGE_PROMPT, "short": SHORT_JUDGE_PROMPT}
+
 # The text appended after the judge's own words when the verdict is forced.
 FORCED_VERDICT_CONTINUATION = "\n\nFinal verdict: [["
 
@@ -78,8 +94,8 @@ def modify_messages(instruction: str, response: str | None) -> tuple[dict[str, s
     return tuple(msgs)
 
 
-def judge_messages(instruction: str, response_a: str, response_b: str) -> tuple[dict[str, str], ...]:
-    text = JUDGE_PROMPT.format(instruction=instruction, response_a=response_a, response_b=response_b)
+def judge_messages(instruction: str, response_a: str, response_b: str, template: str = "standard") -> tuple[dict[str, str], ...]:
+    text = JUDGE_TEMPLATES[template].format(instruction=instruction, response_a=response_a, response_b=response_b)
     return ({"role": "user", "content": text},)
 
 

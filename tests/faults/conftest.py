@@ -132,7 +132,7 @@ class Project:
                         "judgment_id": f"{it}:p{i}:{order}:{k}", "pair_id": f"p{i}", "iteration": it,
                         "judge_model": "models/it0", "judge_hash": "h", "order": order, "sample_idx": k, "seed": k,
                         "sampling": "{}", "text": f"Both answers were read. [[{verdict}]]", "verdict": verdict,
-                        "parse_status": "ok", "verdict_source": "parsed", "p_a": None, "p_b": None,
+                        "parse_status": "ok", "verdict_source": "parsed", "p_a": None, "p_b": None, "prior_a": None,
                         "correct": verdict == right, "n_tokens": 8, "finish_reason": "stop", "len_a": 10, "len_b": 10,
                     })
         write_parquet(to_table("judgments", rows), self.root / "data" / it / "judgments.parquet")
