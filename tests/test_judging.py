@@ -57,3 +57,16 @@ def test_calibrated_forced_verdicts_divide_by_the_content_free_prior():
     assert {r.verdict for r in cal} == {"B"}
     assert all(abs(r.prior_a - 0.8) < 1e-9 and abs(r.p_a - 0.7) < 1e-9 for r in cal)  # the judge's own P(A) is kept
     assert [r.correct for r in cal] == [r.order == "lw" for r in cal]
+
+
+def test_batch_calibration_divides_by_the_mean_forced_p_a():
+    """Every pair in both orders: an unbiased judge's mean P(A) is 0.5; this one's is 0.7, so each of its
+    P(A) = 0.7 verdicts sits exactly at its prior (a tie: the first choice, A, when greedy)."""
+    items = [PairwiseItem(f"x{i}", "q", "good", "bad") for i in range(3)]
+    rows = judge_items(items, PriorBackend(["no verdict"]), Sampling(0.0, 1.0, 8, 1, 0), "forced", "t", calibration="batch")
+    assert all(abs(r.prior_a - 0.7) < 1e-9 for r in rows)
+    many = [PairwiseItem(f"y{i}", "q", "good", "bad") for i in range(100)]
+    sampled = judge_items(many, PriorBackend(["no verdict"]), Sampling(1.0, 1.0, 8, 1, 0), "forced", "t",
+                          calibration="batch")
+    share_a = sum(r.verdict == "A" for r in sampled) / len(sampled)
+    assert 0.35 < share_a < 0.65  # uncalibrated, P(A) = 0.7 would give ~0.7

@@ -34,4 +34,5 @@ def test_report_shows_intervals_and_the_paired_change(tmp_path, monkeypatch):
     assert d["difference"] == 0.3333 and 0.2 < d["ci95"][0] < d["difference"] < d["ci95"][1] < 0.45
     assert "| it2 | synthetic | it0 | 60 | +0.333 | [+" in md
     assert "item_scores" not in json.dumps(summary["models"])  # per-example scores stay in stats/
-    assert os.path.exists("reports/plots/judges/synthetic.json")
+    assert os.path.exists("reports/plots/judges/synthetic.json") and os.path.exists("reports/plots/learning_curve.png")
+    assert summary["trained_on"]["it0"] == 0 and "learning_curve.png" in md

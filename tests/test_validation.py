@@ -58,7 +58,10 @@ MAKERS = {"pairs": pair, "judgments": judgment, "sft": sft}
 
 
 def frame(kind: str, rows: list[dict]) -> pd.DataFrame:
-    return to_table(kind, rows).to_pandas()
+    """The frame the validate stage builds from a Parquet file (nullable booleans, as validation.py reads them)."""
+    import pyarrow as pa
+
+    return to_table(kind, rows).to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
 
 
 def valid(kind: str, n: int = 6) -> pd.DataFrame:
@@ -146,6 +149,12 @@ def test_correct_is_recomputed_from_verdict_order_and_winner():
     report = validate_frame("judgments", df)
     flag = next(r for r in report.results if r["kwargs"].get("column") == "_correct_matches_verdict")
     assert flag["unexpected_count"] == 2 and sorted(flag["examples"]) == ["j1", "j2"]
+
+
+def test_a_judgment_with_both_markers_and_no_verdict_passes():
+    """No verdict and no `correct` (a text with [[A]] and [[B]] is never forced): used to crash on pandas' NA."""
+    df = frame("judgments", [judgment(0), judgment(1, verdict=None, parse_status="both", verdict_source=None, correct=None)])
+    assert validate_frame("judgments", df).success
 
 
 def test_text_too_long():

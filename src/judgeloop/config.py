@@ -193,9 +193,12 @@ class PairsConfig(SamplingConfig):
 class JudgingConfig(SamplingConfig):
     samples: int = Field(4, ge=1)  # N judgments per pair and order (paper: 15)
     verdict_fallback: Literal["none", "forced"] = "forced"
-    # forced verdicts divided by the judge's A/B prior on content-free prompts (contextual
-    # calibration, Zhao et al. 2021): a position-biased seed then forces B as often as A
-    forced_calibration: Literal["none", "content_free"] = "none"
+    # forced verdicts divided by an estimate of the judge's A/B prior, so that a position-biased
+    # seed forces B about as often as A: content_free = its P(A) on content-free prompts
+    # (contextual calibration, Zhao et al. 2021); batch = its mean P(A) over the stage's own
+    # forced judgments, which show every pair in both orders, so an unbiased judge's mean is 0.5
+    # (batch calibration, Zhou et al. 2024)
+    forced_calibration: Literal["none", "content_free", "batch"] = "none"
 
 
 class CurationConfig(_Model):

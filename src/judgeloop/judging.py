@@ -143,6 +143,16 @@ def content_free_prior(backend: Backend, template: str = "standard") -> float:
     return sum(probs) / len(probs)
 
 
+def prior_a(calibration: str, backend: Backend, template: str, logprobs: list[dict[str, float]]) -> float | None:
+    """The P(A) forced verdicts are divided by (None: uncalibrated); see JudgingConfig.forced_calibration."""
+    if calibration == "content_free":
+        return content_free_prior(backend, template)
+    if calibration == "batch":
+        probs = [choice_probs(lp)["A"] for lp in logprobs if max(lp.values()) > float("-inf")]
+        return min(max(sum(probs) / len(probs), 1e-6), 1 - 1e-6) if probs else None
+    return None
+
+
 def calibrated(logprobs: dict[str, float], prior_a: float) -> dict[str, float]:
     """Log-probabilities of A and B divided by the prior (contextual calibration); renormalised later."""
     return {"A": logprobs["A"] - math.log(prior_a), "B": logprobs["B"] - math.log(1 - prior_a)}
@@ -163,10 +173,10 @@ def judge_items(
 
     Greedy when `sampling.temperature == 0` (the forced fallback then takes
     the argmax); otherwise sampled, with the forced choice drawn at the same
-    temperature from an RNG seeded per judgment. `calibration="content_free"`
-    draws the forced choice from the probabilities divided by the judge's
-    content-free prior (`content_free_prior`), recorded in `prior_a`; `p_a`
-    and `p_b` stay the judge's own.
+    temperature from an RNG seeded per judgment. With `calibration`
+    ("content_free" or "batch", `prior_a`) the forced choice is drawn from the
+    probabilities divided by the judge's estimated prior, recorded in each
+    row's `prior_a`; `p_a` and `p_b` stay the judge's own.
     """
     requests, meta = judge_requests(items, sampling, seed_key, orders, template)
     outputs = backend.generate(requests, desc=desc)
@@ -190,10 +200,11 @@ def judge_items(
                 (by_key[f"{seed_key}:{r.item_id}:{r.order}"].messages, r.text.rstrip() + FORCED_VERDICT_CONTINUATION)
                 for r in todo
             ]
-            prior = content_free_prior(backend, template) if calibration == "content_free" else None
+            logprobs = backend.choice_logprobs(contexts, ["A", "B"])
+            prior = prior_a(calibration, backend, template, logprobs)
             if prior is not None:
-                log.info("%s: forced verdicts calibrated by the content-free prior P(A) = %.3f", desc, prior)
-            for r, lp in zip(todo, backend.choice_logprobs(contexts, ["A", "B"])):
+                log.info("%s: forced verdicts calibrated by the %s prior P(A) = %.3f", desc, calibration, prior)
+            for r, lp in zip(todo, logprobs):
                 usable = max(lp.values()) > float("-inf")
                 picked = forced_choice(calibrated(lp, prior) if prior is not None and usable else lp,
                                        sampling.temperature, f"{r.seed}:{r.sample_idx}")

@@ -52,6 +52,12 @@ def collect(params: Params) -> dict[str, Any]:
             "loss_history": (tr or {}).get("loss_history", []),
             "judge_throughput": (jd or {}).get("throughput"),
         }
+    # training examples behind each judge: its own set, plus its init's when it trained on from a previous judge
+    trained: dict[str, int] = {"it0": 0}
+    for it in params.iterations:  # params order: an iteration's init comes before it
+        own = ((out["iterations"][it]["train"] or {}).get("examples")) or 0
+        trained[it] = own + trained.get(params.init_model(it), 0) if params.init_model(it) != "it0" else own
+    out["trained_on"] = {m: trained.get(m) for m in models}
     return out
 
 
@@ -124,6 +130,8 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
     paths.append(_save(fig, out / "eval.png"))
     plt.close(fig)
 
+    paths.append(_learning_curve(summary, rows, out / "learning_curve.png", plt))
+
     its = list(summary["iterations"])
     fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
     keep = [((summary["iterations"][i]["curation"] or {}).get("keep_rate_pairs")) for i in its]
@@ -136,7 +144,8 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
             axes[1].plot([h["step"] for h in hist], [h["loss"] for h in hist], marker=".", label=i)
     axes[1].set_title("Training loss", fontsize=10)
     axes[1].set_xlabel("step")
-    axes[1].legend(fontsize=8)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
     dist = summary.get("verdicts", {})
     labels = sorted({v for d in dist.values() for v in d})
@@ -152,6 +161,35 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], out: Path) -> li
     paths.append(_save(fig, out / "training.png"))
     plt.close(fig)
     return paths
+
+
+def _learning_curve(summary: dict[str, Any], rows: list[dict[str, Any]], dest: Path, plt: Any) -> Path:
+    """Accuracy (with its 95% interval) against the number of curated examples each judge was trained on."""
+    key = "spearman" if summary.get("method") == "likert" else "accuracy"
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    trained = summary.get("trained_on", {})
+    for s in sorted({r["set"] for r in rows}):
+        pts = [(trained.get(r["model"]), r[key], r.get("accuracy_ci95"), r["model"]) for r in rows
+               if r["set"] == s and trained.get(r["model"]) is not None and r[key] is not None]
+        if not pts:
+            continue
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        err = [[y - (ci[0] if ci else y) for _, y, ci, _ in pts], [(ci[1] if ci else y) - y for _, y, ci, _ in pts]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=s)
+        for x, y, _, m in pts:
+            ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if key == "accuracy":
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("curated training examples behind the judge")
+    ax.set_ylabel(f"{key} (bars: 95% interval)" if key == "accuracy" else key)
+    ax.set_title("Learning curve", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = _save(fig, dest)
+    plt.close(fig)
+    return path
 
 
 def _save(fig: Any, dest: Path) -> Path:
@@ -208,7 +246,8 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         lines += ["", f"Made on: {cpu.get('model')} ({cpu.get('cpus')} CPUs; {' '.join(cpu.get('flags', []))}), "
                   f"Python {env.get('python')}, " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ". "
                   "Runs on the same machine give byte-identical outputs; another CPU may round differently."]
-    lines += ["", "![evaluation](plots/eval.png)", "", "![training](plots/training.png)", ""]
+    lines += ["", "![evaluation](plots/eval.png)", "", "![learning curve](plots/learning_curve.png)", "",
+              "![training](plots/training.png)", ""]
     return "\n".join(lines)
 
 

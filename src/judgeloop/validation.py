@@ -201,9 +201,10 @@ def _correct_matches_verdict(df: pd.DataFrame) -> pd.Series:
     """`correct` is what the verdict, the order and the known winner say (recomputed, not trusted)."""
     verdict, correct, order = _col(df, "verdict"), _col(df, "correct"), _col(df, "order")
     winner = order.map({"wl": "A", "lw": "B"})
-    expected = verdict.eq(winner)
-    has = verdict.notna() & correct.notna()
-    return ~has | (correct.astype(object).eq(expected.astype(object))).fillna(False).astype(bool)
+    expected = verdict.eq(winner).astype("boolean")  # NA where there is no verdict (or no order)
+    has = (verdict.notna() & correct.notna()).astype(bool)
+    same = correct.astype("boolean").eq(expected).fillna(False).astype(bool)
+    return ~has | same
 
 
 def _parsed_needs_parse_ok(df: pd.DataFrame, source_col: str) -> pd.Series:
