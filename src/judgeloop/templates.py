@@ -45,7 +45,10 @@ Work in this order:
 3. Check Response A and Response B against those criteria.
 4. Decide which one is better. Do not let the order of the responses, their length, or any names influence you.
 
-End with your final verdict in exactly this form: "[[A]]" if Response A is better, or "[[B]]" if Response B is better.
+End with your final verdict in exactly this form: "[[A]]" if Response A is better, or "[[B]]" if Response B is better."""
+
+# What follows either judge prompt: the instruction and the two responses.
+_JUDGE_FIELDS = """
 
 [User instruction]
 {instruction}
@@ -55,21 +58,14 @@ End with your final verdict in exactly this form: "[[A]]" if Response A is bette
 
 [Response B]
 {response_b}"""
+JUDGE_PROMPT += _JUDGE_FIELDS
 
-# A shorter judge prompt for small seeds (`judge_template: short`): about a fifth of the
-# standard one's tokens, so judging prefills and training steps cost less. Same fields,
+# A shorter judge prompt for small seeds (`judge_template: short`): 92 tokens against 207 (SmolLM2, chat
+# template included), so judging prefills and training steps cost less. Same fields,
 # same verdict format; like the standard one, it names nothing of how pairs are made.
-SHORT_JUDGE_PROMPT = """Which response follows the user instruction better and answers it more correctly? Give a short reason, then end with "[[A]]" if Response A is better or "[[B]]" if Response B is better.
+SHORT_JUDGE_PROMPT = """Which response follows the user instruction better and answers it more correctly? Give a short reason, then end with "[[A]]" if Response A is better or "[[B]]" if Response B is better."""
 
-[User instruction]
-{instruction}
-
-[Response A]
-{response_a}
-
-[Response B]
-{response_b}"""
-
+SHORT_JUDGE_PROMPT += _JUDGE_FIELDS
 JUDGE_TEMPLATES = {"standard": JUDGE_PROMPT, "short": SHORT_JUDGE_PROMPT}
 
 # The text appended after the judge's own words when the verdict is forced.
