@@ -122,7 +122,8 @@ def test_iteration_chain_and_eval_metrics(project: Path):
         assert s["n_examples"] == 2 and 0 <= s["accuracy"] <= 1 and 0 <= s["parse_rate"] <= 1
         metrics = json.loads((project / f"metrics/{m}/eval.json").read_text())[m]
         assert metrics["llmbar-natural"] == {"acc": s["accuracy"], "parse": s["parse_rate"], "a_share": s["a_rate"],
-                                             "consist": s["position_consistency"], "n": 2}
+                                             "consist": s["position_consistency"], "n": 2,
+                                             "acc_lo": s["accuracy_ci95"][0], "acc_hi": s["accuracy_ci95"][1]}
         assert metrics["n"] == ev["sets"]["synthetic"]["n_examples"]
 
 
@@ -136,10 +137,10 @@ def test_dvc_metrics_show_is_a_few_named_numbers(project: Path):
     res = dvc("metrics", "show", cwd=project)
     assert res.returncode == 0, res.stderr
     header = res.stdout.splitlines()[0].split()
-    for col in ("it0.acc", "it1.parse", "it2.a_share", "it2.consist", "it1.n", "it1.llmbar-natural.acc",
+    for col in ("it0.acc", "it0.acc_lo", "it2.acc_hi", "it1.parse", "it2.a_share", "it2.consist", "it1.n", "it1.llmbar-natural.acc",
                 "it1.judged", "it2.kept", "it2.keep_rate", "it1.loss", "it2.ex_per_s"):
         assert col in header, (col, header)
-    assert len(header) == 1 + 3 * 10 + 2 * 5, header  # Path; per judge 5 x 2 sets; per iteration 5
+    assert len(header) == 1 + 3 * 14 + 2 * 5, header  # Path; per judge 7 x 2 sets; per iteration 5
     assert "throughput" not in res.stdout and "scoring_rule" not in res.stdout
 
 
