@@ -57,7 +57,7 @@ class Judged:
     finish_reason: str
     len_a: int
     len_b: int
-    prior_a: float | None = None  # the content-free P(A) a calibrated forced verdict was divided by
+    prior_a: float | None = None  # the prior P(A) a calibrated forced verdict was divided by (forced_calibration)
 
 
 def judgment_fields(j: Judged) -> dict:
@@ -204,9 +204,8 @@ def judge_items(
             prior = prior_a(calibration, backend, template, logprobs)
             if prior is not None:
                 log.info("%s: forced verdicts calibrated by the %s prior P(A) = %.3f", desc, calibration, prior)
-            for r, lp in zip(todo, logprobs):
-                usable = max(lp.values()) > float("-inf")
-                picked = forced_choice(calibrated(lp, prior) if prior is not None and usable else lp,
+            for r, lp in zip(todo, logprobs):  # an all -inf row stays all -inf: no verdict either way
+                picked = forced_choice(calibrated(lp, prior) if prior is not None else lp,
                                        sampling.temperature, f"{r.seed}:{r.sample_idx}")
                 if picked is None:
                     continue

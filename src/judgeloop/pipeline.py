@@ -238,9 +238,10 @@ def run_judge(params: Params, args: Any) -> None:
         return _judge_likert(params, it)
     cfg = params.judging_for(it)
     prev = params.iterations[it].prev
-    pairs = _ok_pairs(params.pairs_split(it))
+    split = params.pairs_split(it)
+    pairs = _ok_pairs(split)
     log.info("judge@%s: %d pairs%s x 2 orders x %d samples with models/%s", it, len(pairs),
-             f" (of {params.pairs_split(it)})" if params.pairs_split(it) != it else "", cfg.samples, prev)
+             f" (of {split})" if split != it else "", cfg.samples, prev)
     backend = make_backend(model_dir(prev), params.generation)
     items = [PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]) for p in pairs]
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.samples, cfg.seed)

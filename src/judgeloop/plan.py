@@ -105,7 +105,7 @@ def make_plan(params: Params, pool: int | None = None) -> tuple[list[StagePlan],
                                f"{used} prompts x (y_w, x', y_l)"))
     for it in params.iterations:
         j = params.judging_for(it)
-        n = counts.get(params.pairs_split(it) if params.method != "likert" else it, 0)
+        n = counts.get(params.pairs_split(it), 0)
         per = j.samples * (1 if params.method == "likert" else 2)
         orders = "" if params.method == "likert" else " x 2 orders"
         plans.append(StagePlan(f"judge@{it}", n * per, n * per * j.max_tokens,
@@ -144,7 +144,8 @@ def memory_estimate(p: StagePlan) -> int:
     return p.generations * BYTES_PER_ROW + p.max_new_tokens * BYTES_PER_TOKEN
 
 
-def memory_problem(params: Params, ram_bytes: int | None = None, pool: int | None = None) -> str | None:
+def memory_problem(params: Params, ram_bytes: int | None = None, pool: int | None = None,
+                   plans: list[StagePlan] | None = None) -> str | None:
     """Why this params set cannot fit this machine's memory (None: it can), before any model loads.
 
     A typo such as `judging.samples: 1000000000` would otherwise run for days
@@ -154,7 +155,7 @@ def memory_problem(params: Params, ram_bytes: int | None = None, pool: int | Non
 
     ram = ram_bytes or total_memory_bytes()
     try:
-        plans, _ = make_plan(params, pool)
+        plans = plans if plans is not None else make_plan(params, pool)[0]
     except ValueError:  # the pool cannot be counted here: the smallest pool that puts a prompt in every split
         shares = [f for f in (params.prompts.split.eval_fraction, *params.prompts.split.iteration_fractions.values()) if f > 0]
         plans, _ = make_plan(params, pool=math.ceil(1 / min(shares, default=1.0)))
@@ -178,6 +179,6 @@ def format_plan(params: Params, pool: int | None = None) -> str:
     total_t = sum(p.max_new_tokens for p in plans)
     lines.append(f"{'total':<16} {total_g:>12,} {total_t:>15,}")
     lines.append("Forced verdicts (verdict_fallback: forced) add one scoring pass per unparsed judgment; no tokens generated.")
-    if problem := memory_problem(params, pool=pool):
+    if problem := memory_problem(params, pool=pool, plans=plans):
         lines.append(f"Refused: {problem}")
     return "\n".join(lines)

@@ -72,7 +72,7 @@ JUDGMENTS = pa.schema(
         ("verdict_source", s),  # parsed | forced | null
         ("p_a", f64),  # forced fallback: p(A) restricted to {A, B}
         ("p_b", f64),
-        ("prior_a", f64),  # forced_calibration content_free: the prior P(A) the verdict was calibrated by; else null
+        ("prior_a", f64),  # judging.forced_calibration: the prior P(A) a forced verdict was divided by; else null
         ("correct", b),  # null when there is no verdict
         ("n_tokens", i64),
         ("finish_reason", s),
