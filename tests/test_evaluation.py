@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 
 from judgeloop.evaluation import load_llmbar, load_pairwise, score, summarise
-from judgeloop.judging import Judged, restricted_probs, winner
+from judgeloop.judging import Judged, winner
 from judgeloop.loaders import InputError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmbar-natural.json"
@@ -51,15 +50,6 @@ def test_summary_hand_computed():
 
 def test_summary_empty():
     assert summarise([]) == {"n_examples": 0}
-
-
-def test_restricted_probs():
-    pa, pb = restricted_probs({"A": -1.0, "B": -3.0})
-    assert pa + pb == pytest.approx(1.0)
-    assert pa == pytest.approx(1 / (1 + math.exp(-2)), abs=1e-9)
-    hot, _ = restricted_probs({"A": -1.0, "B": -3.0}, temperature=10)
-    cold, _ = restricted_probs({"A": -1.0, "B": -3.0}, temperature=0.1)
-    assert 0.5 < hot < pa < cold <= 1.0
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="shared/data not beside the repo")

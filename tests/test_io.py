@@ -1,6 +1,5 @@
 """Atomic outputs: a failed write leaves the old file (or none) and no temp files."""
 
-import json
 import os
 import stat
 from pathlib import Path

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from judgeloop.evaluation import summarise
 from judgeloop.judging import Judged, winner
 from judgeloop.loaders import InputError
 from judgeloop.scoring import (
@@ -23,7 +24,6 @@ from judgeloop.scoring import (
     majority_scores,
     majority_verdict,
     per_example_rows,
-    position_stats,
     rewardbench_report,
     rewardbench_scores,
     section_scores,
@@ -185,10 +185,9 @@ def test_synthetic_rewardbench_end_to_end(tmp_path):
     assert rep["wl"]["overall"] == 1.0
     assert rep["lw"]["sections"]["Reasoning"] == pytest.approx(0.75)
     assert rep["lw"]["overall"] == pytest.approx((3 * 0.5 + 0.75) / 4)
-    pos = position_stats(judged)
-    assert pos["better_first"] == 1.0
-    assert pos["better_second"] == pytest.approx(24 / 46, abs=1e-4)  # 22 biased rows wrong
-    assert pos["mean_of_orders"] == pytest.approx((1 + 24 / 46) / 2, abs=1e-4)
+    pos = summarise(judged)
+    assert pos["accuracy_by_order"]["wl"] == 1.0
+    assert pos["accuracy_by_order"]["lw"] == pytest.approx(24 / 46, abs=1e-4)  # 22 biased rows wrong
     assert pos["position_consistency"] == pytest.approx(24 / 46, abs=1e-4)
     assert pos["n_examples"] == 46 and pos["n_judgments"] == 92
 
@@ -320,7 +319,7 @@ def test_majority_scores_hand_computed():
     assert summary["n_keys"] == 4 and summary["n_samples"] == 10
 
 
-def test_majority_from_judged_rows_and_position_stats():
+def test_majority_from_judged_rows_and_position_consistency():
     rows = [J("1", "wl", v, i) for i, v in enumerate(["A", "A", "B"])]
     rows += [J("1", "lw", v, i) for i, v in enumerate(["B", "B", "A"])]
     rows += [J("2", "wl", v, i) for i, v in enumerate(["A", "B"])]
@@ -330,7 +329,6 @@ def test_majority_from_judged_rows_and_position_stats():
     per, summary = majority_scores(grouped)
     assert summary["majority_accuracy"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)
     assert summary["single_sample_accuracy"] == pytest.approx(5 / 10)
-    pos = position_stats(majority_judged(per))
-    assert pos["better_first"] == pytest.approx(0.75) and pos["better_second"] == pytest.approx(0.5)
-    assert pos["mean_of_orders"] == pytest.approx(0.625)
+    pos = summarise(majority_judged(per))
+    assert pos["accuracy_by_order"] == pytest.approx({"wl": 0.75, "lw": 0.5})
     assert pos["position_consistency"] == pytest.approx(0.5)  # item 1 consistent; item 2 tied in wl

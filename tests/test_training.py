@@ -1,5 +1,6 @@
 """Training on a tiny random-weight model: the precision path and what is saved."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ def test_one_step_at_lr_1e6_changes_every_tensor(tiny_model, tmp_path, precision
     cfg = TrainingConfig(max_steps=1, learning_rate=1e-6, batch_size=2, max_length=64, precision=precision)
     out = tmp_path / "out"
     metrics = train_sft(ROWS, tiny_model, out, cfg, {"name": "t"})
-    assert metrics["steps"] == 1
+    assert metrics["steps"] == 1 and metrics["compute_dtype"] == precision
+    assert json.loads((out / "judgeloop_manifest.json").read_text())["compute_dtype"] == precision
     before, after = _weights(tiny_model), _weights(out)
     assert set(before) <= set(after)
     unchanged = [k for k in before if (after[k] == before[k]).all()]
@@ -154,3 +156,22 @@ def test_training_text_never_turns_user_text_into_control_tokens(tiny_model, tmp
     tok = AutoTokenizer.from_pretrained(tiny_model)
     start, end = tok.convert_tokens_to_ids("<|im_start|>"), tok.convert_tokens_to_ids("<|im_end|>")
     assert (ids.count(start), ids.count(end)) == (2, 2), tok.decode(ids)
+
+
+@pytest.mark.parametrize(("flags", "expected"), [(["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"], "bf16"),
+                                                  (["avx2", "avx512f", "avx512_bf16"], "fp32"), (["avx2"], "fp32")])
+def test_auto_precision_on_cpu_is_bf16_only_with_amx(monkeypatch, flags, expected):
+    import judgeloop.hardware as hardware
+    from judgeloop.training import _precision, cpu_precision
+
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"model": "x", "machine": "x86_64", "cpus": 2, "flags": flags})
+    assert cpu_precision() == expected
+    if not torch_cuda():
+        assert _precision(TrainingConfig(precision="auto"))["bf16"] == (expected == "bf16")
+        assert _precision(TrainingConfig(precision="fp32"))["bf16"] is False
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

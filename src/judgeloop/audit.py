@@ -57,6 +57,8 @@ import duckdb
 import pyarrow as pa
 
 from .schemas import SCHEMAS
+from .sql import ident as _q
+from .sql import literal as _lit
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +107,6 @@ _READ_ONLY = {duckdb.StatementType.SELECT}
 
 class AuditError(Exception):
     """A query the audit refuses or cannot run; the message is for the user."""
-
-
-def _q(name: str) -> str:
-    """Quote an identifier for SQL."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    """Quote a string literal for SQL."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 # ---------------------------------------------------------------- read-only check

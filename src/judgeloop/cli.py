@@ -230,7 +230,6 @@ def _stream_table(rel: Any, columns: list[str], types: list[str], output: str | 
 
 def _write_result(rel: Any, fmt: str, output: str | None, max_rows: int) -> None:
     """Render a DuckDB relation as table/csv/json/parquet to stdout or `output` (atomically)."""
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     from .io import atomic_path

