@@ -494,3 +494,22 @@ def test_pairs_from_names_another_iteration_with_pairs_of_its_own(data, value):
     data["iterations"]["it2"]["pairs_from"] = value
     msg = config_error(data)
     assert "iterations.it2.pairs_from" in msg and "allowed: ['it1']" in msg
+
+
+def _leaves(tree, path=""):
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _leaves(v, f"{path}.{k}" if path else k)
+    else:
+        yield path, tree
+
+
+def test_the_shipped_params_are_the_models_defaults(shipped):
+    """A key left out of params.yaml means what params.yaml says: the typed defaults and the file agree.
+    Only what names the iterations has no default (the iterations, their fractions, the judges to evaluate)."""
+    named = {"iterations": shipped["iterations"], "evaluation": {"models": shipped["evaluation"]["models"]},
+             "prompts": {"split": {"iteration_fractions": shipped["prompts"]["split"]["iteration_fractions"]}},
+             "likert": {"split": {"iteration_fractions": shipped["likert"]["split"]["iteration_fractions"]}}}
+    defaults = dict(_leaves(parse_params(named).model_dump()))
+    differ = {k: (v, defaults.get(k)) for k, v in _leaves(parse_params(shipped).model_dump()) if defaults.get(k) != v}
+    assert differ == {}, "params.yaml value vs config.py default"
