@@ -54,11 +54,12 @@ def test_shipped_params_yaml_loads():
     assert p.iterations["it2"].prev == "it1"
     assert list(p.prompts.split.iteration_fractions) == ["it1", "it2"]
     assert p.eval_models() == ["it0", "it1", "it2"]
-    assert p.judging.samples == 4
+    assert p.judging.samples == 3 and p.iterations["it2"].pairs_from == "it1"
     assert p.judging.verdict_fallback == "forced"
     assert [s.kind for s in p.prompts.sources] == ["builtin"]
-    # with no overrides the per-iteration views equal the global blocks
+    # with no overrides the per-iteration views equal the global blocks; it2 judges with a longer budget
     assert p.judging_for("it1") == p.judging
+    assert p.judging_for("it2") == p.judging.model_copy(update={"max_tokens": 80})
     assert p.curation_for("it2") == p.curation
     assert p.training_for("it2") == p.training
 
@@ -339,7 +340,7 @@ def test_override_applies_only_to_its_iteration(data):
     data["iterations"]["it2"]["overrides"] = {"judging": {"samples": 6}}
     p = parse_params(data)
     assert p.judging_for("it2").samples == 6
-    assert p.judging_for("it1").samples == p.judging.samples == 4
+    assert p.judging_for("it1").samples == p.judging.samples == 3
     # other judging keys keep the global values
     assert p.judging_for("it2").temperature == p.judging.temperature
     assert p.judging_for("it2").verdict_fallback == p.judging.verdict_fallback
@@ -432,6 +433,7 @@ def test_init_follows_the_method_unless_set():
     assert base["training"]["init"] == "auto"
     pairwise = parse_params(base)
     assert [pairwise.init_model(it) for it in ("it1", "it2")] == ["it0", "it0"]  # Self-Taught Evaluator: from the seed
+    base["iterations"]["it2"].pop("pairs_from")  # likert items are split per iteration
     likert = parse_params(base | {"method": "likert"})
     assert [likert.init_model(it) for it in ("it1", "it2")] == ["it0", "it1"]  # Self-Rationalization: iterative
     explicit = parse_params(base | {"method": "likert", "training": base["training"] | {"init": "seed"}})

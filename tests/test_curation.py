@@ -26,7 +26,7 @@ PAIRS = {p: {"pair_id": p, "instruction": f"q{p}", "response_w": f"good {p}", "r
 
 
 def cfg(**kw) -> CurationConfig:
-    return CurationConfig(**({"balance": "none"} | kw))
+    return CurationConfig(**({"balance": "none", "per": "pair", "dpo_balance": None} | kw))
 
 
 def test_keeps_only_correct_and_one_per_pair():

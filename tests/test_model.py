@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def backend(seed_model):
-    return make_backend(seed_model, GenerationConfig(batch_size=8))
+    return make_backend(seed_model, GenerationConfig(backend="transformers", batch_size=8))
 
 
 def test_seed_checkpoint_is_plain_safetensors_with_manifest(seed_model):
@@ -40,7 +40,7 @@ def test_not_a_model_directory(tmp_path):
     with pytest.raises(ModelSourceError, match="no config.json"):
         load_source(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="not a model directory"):
-        make_backend(tmp_path, GenerationConfig())
+        make_backend(tmp_path, GenerationConfig(backend="transformers"))
 
 
 def test_generate_n_samples_token_counts_and_seeds(backend):

@@ -104,5 +104,5 @@ def test_a_params_set_that_cannot_fit_in_memory_is_refused_before_any_model_load
     (proj / "params.yaml").write_text(re.sub(r"\n  samples: \d+", "\n  samples: 1000000000", text, count=1))
     run = _stage(proj, "judge", "--iteration", "it1")
     assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert re.search(r"judge@it1 would hold about [\d,]+ GiB of generated rows .* this machine has [\d,]+ GiB", run.stderr), run.stderr
+    assert re.search(r"judge@it\d would hold about [\d,]+ GiB of generated rows .* this machine has [\d,]+ GiB", run.stderr), run.stderr
     assert not (proj / "models").exists() and not (proj / "data" / "it1").exists()

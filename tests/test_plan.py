@@ -30,9 +30,9 @@ def test_default_params_count_what_the_stages_will_generate():
     assert plans["pairs"].generations == 3 * used
     assert plans["pairs"].max_new_tokens == used * (2 * pc.max_tokens + pc.modify_max_tokens)
     for it in params.iterations:
-        j = params.judging_for(it)
-        assert plans[f"judge@{it}"].generations == n[it] * 2 * j.samples
-        assert plans[f"judge@{it}"].max_new_tokens == n[it] * 2 * j.samples * j.max_tokens
+        j, judged = params.judging_for(it), n[params.pairs_split(it)]  # it2 judges it1's pairs
+        assert plans[f"judge@{it}"].generations == judged * 2 * j.samples
+        assert plans[f"judge@{it}"].max_new_tokens == judged * 2 * j.samples * j.max_tokens
     for m in params.eval_models():
         assert plans[f"evaluate@{m}"].generations == n["eval"] * 2 * params.evaluation.samples
 
