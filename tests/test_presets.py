@@ -52,4 +52,4 @@ def test_an_invalid_preset_changes_nothing(project, tmp_path, capsys):
     assert "judging.samples" in capsys.readouterr().err
     assert (project / "params.yaml").read_text() == before
     assert main(["preset", "no-such-preset", "--root", str(project)]) == 2
-    assert "presets: learn, paper, showcase, smoke" in capsys.readouterr().err
+    assert "presets: paper, showcase, smoke" in capsys.readouterr().err
