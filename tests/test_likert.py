@@ -11,7 +11,6 @@ from judgeloop.likert import (
     curate_likert,
     likert_metrics,
     parse_items,
-    parse_score,
     rubric_rows,
     synthetic_items,
     training_text,
@@ -19,26 +18,6 @@ from judgeloop.likert import (
 from judgeloop.loaders import InputError
 
 DESCS = {f"score{k}_description": f"desc {k}" for k in range(1, 6)}
-
-
-@pytest.mark.parametrize(
-    "text,finish,expected",
-    [
-        ("Good answer. [RESULT] 4", "stop", (4, "ok")),
-        ("[RESULT]5", "stop", (5, "ok")),
-        ("Feedback... [RESULT] 3.", "stop", (3, "ok")),
-        ("[RESULT] 2 ... to repeat: [RESULT] 2", "stop", (2, "ok")),
-        ("[RESULT] 2 no wait [RESULT] 4", "stop", (None, "multiple")),
-        ("[RESULT] 6", "stop", (None, "out_of_range")),
-        ("[RESULT] 0", "stop", (None, "out_of_range")),
-        ("[RESULT] four", "stop", (None, "out_of_range")),
-        ("[RESULT] 3.5", "stop", (None, "out_of_range")),
-        ("I think it deserves a 4", "stop", (None, "none")),
-        ("The response is", "length", (None, "truncated")),
-    ],
-)
-def test_parse_score(text, finish, expected):
-    assert parse_score(text, finish) == expected
 
 
 def test_builtin_rubrics_load_with_spread_gold():

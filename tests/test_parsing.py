@@ -1,4 +1,4 @@
-"""Strict output parsers: tagged sections and [[A]]/[[B]] verdicts."""
+"""Strict output parsers: tagged sections, [[A]]/[[B]] verdicts, [RESULT] scores and category labels."""
 
 import pytest
 
@@ -8,6 +8,8 @@ from judgeloop.parsing import (
     TagParse,
     Verdict,
     canonical_verdict_line,
+    parse_category,
+    parse_score,
     parse_tagged,
     parse_verdict,
 )
@@ -169,3 +171,59 @@ def test_canonical_verdict_line_round_trips(v):
     line = canonical_verdict_line(v)
     assert line == f"Final verdict: [[{v}]]"
     assert parse_verdict(line) == Verdict(v, "ok")
+
+
+# --- parse_score ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,finish,expected",
+    [
+        ("Good answer. [RESULT] 4", "stop", (4, "ok")),
+        ("[RESULT]5", "stop", (5, "ok")),
+        ("Feedback... [RESULT] 3.", "stop", (3, "ok")),
+        ("[RESULT] 2 ... to repeat: [RESULT] 2", "stop", (2, "ok")),
+        ("[RESULT] 2 no wait [RESULT] 4", "stop", (None, "multiple")),
+        ("[RESULT] 6", "stop", (None, "out_of_range")),
+        ("[RESULT] 0", "stop", (None, "out_of_range")),
+        ("[RESULT] four", "stop", (None, "out_of_range")),
+        ("[RESULT] 3.5", "stop", (None, "out_of_range")),
+        ("I think it deserves a 4", "stop", (None, "none")),
+        ("The response is", "length", (None, "truncated")),
+    ],
+)
+def test_parse_score(text, finish, expected):
+    assert parse_score(text, finish) == expected
+
+
+# --- parse_category -----------------------------------------------------------------------
+
+LABELS = ["reasoning", "math", "coding", "writing", "factual", "advice", "safety"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("math", "math"),
+        ("Math", "math"),
+        ("  CODING.\n", "coding"),
+        ("Category: reasoning", "reasoning"),
+        ("The category is **writing**.", "writing"),
+        ("math, or maybe reasoning", "math"),  # the first label in the answer wins
+        ("reasoning (not math)", "reasoning"),
+        ("mathematics", None),  # whole words only
+        ("poetry", None),
+        ("", None),
+    ],
+)
+def test_parse_category(text, expected):
+    assert parse_category(text, LABELS) == expected
+
+
+def test_parse_category_returns_label_as_configured():
+    assert parse_category("reasoning", ["Reasoning", "Math"]) == "Reasoning"
+
+
+@pytest.mark.parametrize("label", ["role-play", "step2", "código"])
+def test_parse_category_label_with_non_letters(label):
+    assert parse_category(label, ["math", label]) == label

@@ -16,7 +16,6 @@ from judgeloop.prompts import (
     build_prompts,
     dedupe_key,
     normalise,
-    parse_category,
     split_u,
     text_id,
 )
@@ -137,39 +136,6 @@ def test_assign_split_follows_the_given_order():
 
 def test_assign_split_zero_eval_fraction():
     assert assign_split(0.0, 0.0, [("it1", 0.5)]) == "it1"
-
-
-# --- parse_category -----------------------------------------------------------------------
-
-LABELS = ["reasoning", "math", "coding", "writing", "factual", "advice", "safety"]
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("math", "math"),
-        ("Math", "math"),
-        ("  CODING.\n", "coding"),
-        ("Category: reasoning", "reasoning"),
-        ("The category is **writing**.", "writing"),
-        ("math, or maybe reasoning", "math"),  # the first label in the answer wins
-        ("reasoning (not math)", "reasoning"),
-        ("mathematics", None),  # whole words only
-        ("poetry", None),
-        ("", None),
-    ],
-)
-def test_parse_category(text, expected):
-    assert parse_category(text, LABELS) == expected
-
-
-def test_parse_category_returns_label_as_configured():
-    assert parse_category("reasoning", ["Reasoning", "Math"]) == "Reasoning"
-
-
-@pytest.mark.parametrize("label", ["role-play", "step2", "código"])
-def test_parse_category_label_with_non_letters(label):
-    assert parse_category(label, ["math", label]) == label
 
 
 # --- build_prompts ----------------------------------------------------------------------------

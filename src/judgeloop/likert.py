@@ -21,7 +21,6 @@ import hashlib
 
 import logging
 import random
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
@@ -32,7 +31,9 @@ from .backends import Backend, Request, Sampling
 from .judging import FORCEABLE, forced_choice
 from .loaders import InputError, id_field, int_field, read_jsonl, read_parquet_rows, text_field, unique_ids
 from .pairs import request_seed
+from .parsing import parse_score
 from .prompts import assign_split, split_u
+from .templates import LIKERT_PROMPT, META_PROMPT
 
 log = logging.getLogger(__name__)
 
@@ -172,26 +173,7 @@ def split_items(items: list[RubricItem], seed: int, eval_fraction: float, fracti
     return {it.item_id: assign_split(split_u(it.item_id, seed), eval_fraction, list(fractions.items())) for it in items}
 
 
-# -- prompt and parsing ---------------------------------------------------------
-
-LIKERT_PROMPT = """You are grading one AI assistant response against a scoring rubric.
-
-Read the instruction, the response{ref_hint} and the rubric. Write a short rationale that checks the response against the rubric's criterion, pointing to specific strengths and mistakes. Then give a score from 1 to 5 that matches a rubric description. Judge only the criterion, not style you happen to like.
-
-End with the score in exactly this form: "[RESULT] N" where N is an integer from 1 to 5.
-
-[Instruction]
-{instruction}
-
-[Response]
-{response}
-{reference}
-[Rubric: {criteria}]
-Score 1: {d1}
-Score 2: {d2}
-Score 3: {d3}
-Score 4: {d4}
-Score 5: {d5}"""
+# -- prompt (templates.LIKERT_PROMPT) and parsing (parsing.parse_score) ---------------------------------------------------------
 
 FORCED_SCORE_CONTINUATION = "\n\n[RESULT] "
 SCORES = ("1", "2", "3", "4", "5")
@@ -206,29 +188,6 @@ def likert_messages(item: RubricItem) -> tuple[dict[str, str], ...]:
         d1=d[0], d2=d[1], d3=d[2], d4=d[3], d5=d[4],
     )
     return ({"role": "user", "content": text},)
-
-
-_RESULT_RE = re.compile(r"\[RESULT\]\s*([^\s\]\[]*)")
-
-
-def parse_score(text: str, finish_reason: str = "stop") -> tuple[int | None, str]:
-    """(score, status): ok | none | truncated | multiple | out_of_range.
-
-    Repeating the same score is fine; two different scores are `multiple`.
-    A `[RESULT]` followed by anything but an integer 1..5 is `out_of_range`.
-    """
-    found = _RESULT_RE.findall(text)
-    if not found:
-        return None, "truncated" if finish_reason == "length" else "none"
-    values = []
-    for tok in found:
-        m = re.match(r"^(\d+)(?:\.0+)?[.,;:!)]*$", tok)
-        if not m or not 1 <= int(m.group(1)) <= 5:
-            return None, "out_of_range"
-        values.append(int(m.group(1)))
-    if len(set(values)) > 1:
-        return None, "multiple"
-    return values[0], "ok"
 
 
 def canonical_score_line(score: int) -> str:
@@ -353,25 +312,6 @@ def curate_likert(
         funnel["empty_reason"] = "no item had judgments at different distances from the gold score"
     log.info("likert curation %s: %s", iteration, funnel)
     return dpo, sft, funnel
-
-
-META_PROMPT = """Two graders wrote a rationale for the same score of the same response. Which rationale justifies the score better, with specific and correct observations about the response and the rubric?
-
-[Instruction]
-{instruction}
-
-[Response]
-{response}
-
-[Rubric: {criteria}]
-
-[Rationale A]
-{a}
-
-[Rationale B]
-{b}
-
-End with "[[A]]" or "[[B]]"."""
 
 
 def make_meta_judge(backend: Backend, max_tokens: int = 64, seed: int = 0):

@@ -80,3 +80,40 @@ def parse_verdict(text: str, finish_reason: str = "stop") -> Verdict:
 
 def canonical_verdict_line(verdict: str) -> str:
     return f"Final verdict: [[{verdict}]]"
+
+
+# ---------------------------------------------------------------------------
+# Likert scores and instruction categories
+
+_RESULT_RE = re.compile(r"\[RESULT\]\s*([^\s\]\[]*)")
+
+
+def parse_score(text: str, finish_reason: str = "stop") -> tuple[int | None, str]:
+    """(score, status): ok | none | truncated | multiple | out_of_range.
+
+    Repeating the same score is fine; two different scores are `multiple`.
+    A `[RESULT]` followed by anything but an integer 1..5 is `out_of_range`.
+    """
+    found = _RESULT_RE.findall(text)
+    if not found:
+        return None, "truncated" if finish_reason == "length" else "none"
+    values = []
+    for tok in found:
+        m = re.match(r"^(\d+)(?:\.0+)?[.,;:!)]*$", tok)
+        if not m or not 1 <= int(m.group(1)) <= 5:
+            return None, "out_of_range"
+        values.append(int(m.group(1)))
+    if len(set(values)) > 1:
+        return None, "multiple"
+    return values[0], "ok"
+
+
+def parse_category(text: str, labels: list[str]) -> str | None:
+    """The label that appears earliest, as a whole word, in the model's answer."""
+    folded = text.casefold()
+    best: tuple[int, str] | None = None
+    for lab in labels:
+        m = re.search(rf"(?<!\w){re.escape(lab.casefold())}(?!\w)", folded)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), lab)
+    return best[1] if best else None

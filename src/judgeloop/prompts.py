@@ -20,7 +20,9 @@ import pyarrow as pa
 from .backends import Backend, Request, Sampling
 from .config import Params
 from .loaders import InputError, load_source
+from .parsing import parse_category
 from .schemas import to_table
+from .templates import CATEGORY_PROMPT
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +57,6 @@ def assign_split(u: float, eval_fraction: float, iterations: list[tuple[str, flo
             return name
         lo += frac
     return "unused"
-
-
-CATEGORY_PROMPT = (
-    "Classify the user request below into exactly one category from this list: {labels}.\n"
-    "Answer with the category name only.\n\nRequest:\n{instruction}"
-)
-
-
-def parse_category(text: str, labels: list[str]) -> str | None:
-    """The label that appears earliest, as a whole word, in the model's answer."""
-    folded = text.casefold()
-    best: tuple[int, str] | None = None
-    for lab in labels:
-        m = re.search(rf"(?<!\w){re.escape(lab.casefold())}(?!\w)", folded)
-        if m and (best is None or m.start() < best[0]):
-            best = (m.start(), lab)
-    return best[1] if best else None
 
 
 def categorise(records: list[dict[str, Any]], backend: Backend, params: Params) -> None:

@@ -144,3 +144,51 @@ def defuse_messages(messages: Sequence[dict[str, str]], controls: Iterable[str] 
     """Chat messages whose contents cannot produce a control token (`defuse`), ready for a chat template."""
     controls = frozenset(controls)
     return [{**m, "content": defuse(m["content"], controls)} for m in messages]
+
+
+# ---------------------------------------------------------------------------
+# Likert grading (Self-Rationalization), its tie-break, and the instruction categoriser
+
+LIKERT_PROMPT = """You are grading one AI assistant response against a scoring rubric.
+
+Read the instruction, the response{ref_hint} and the rubric. Write a short rationale that checks the response against the rubric's criterion, pointing to specific strengths and mistakes. Then give a score from 1 to 5 that matches a rubric description. Judge only the criterion, not style you happen to like.
+
+End with the score in exactly this form: "[RESULT] N" where N is an integer from 1 to 5.
+
+[Instruction]
+{instruction}
+
+[Response]
+{response}
+{reference}
+[Rubric: {criteria}]
+Score 1: {d1}
+Score 2: {d2}
+Score 3: {d3}
+Score 4: {d4}
+Score 5: {d5}"""
+
+
+META_PROMPT = """Two graders wrote a rationale for the same score of the same response. Which rationale justifies the score better, with specific and correct observations about the response and the rubric?
+
+[Instruction]
+{instruction}
+
+[Response]
+{response}
+
+[Rubric: {criteria}]
+
+[Rationale A]
+{a}
+
+[Rationale B]
+{b}
+
+End with "[[A]]" or "[[B]]"."""
+
+
+CATEGORY_PROMPT = (
+    "Classify the user request below into exactly one category from this list: {labels}.\n"
+    "Answer with the category name only.\n\nRequest:\n{instruction}"
+)

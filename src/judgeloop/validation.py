@@ -230,7 +230,7 @@ def _pairwise_verdict(text: str) -> str | None:
 
 
 def _likert_verdict(text: str) -> str | None:
-    from .likert import parse_score
+    from .parsing import parse_score
 
     score, _ = parse_score(text)
     return None if score is None else str(score)
