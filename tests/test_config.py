@@ -433,7 +433,6 @@ def test_init_follows_the_method_unless_set():
     assert base["training"]["init"] == "auto"
     pairwise = parse_params(base)
     assert [pairwise.init_model(it) for it in ("it1", "it2")] == ["it0", "it0"]  # Self-Taught Evaluator: from the seed
-    base["iterations"]["it2"].pop("pairs_from")  # likert items are split per iteration
     likert = parse_params(base | {"method": "likert"})
     assert [likert.init_model(it) for it in ("it1", "it2")] == ["it0", "it1"]  # Self-Rationalization: iterative
     explicit = parse_params(base | {"method": "likert", "training": base["training"] | {"init": "seed"}})
@@ -515,3 +514,12 @@ def test_the_shipped_params_are_the_models_defaults(shipped):
     defaults = dict(_leaves(parse_params(named).model_dump()))
     differ = {k: (v, defaults.get(k)) for k, v in _leaves(parse_params(shipped).model_dump()) if defaults.get(k) != v}
     assert differ == {}, "params.yaml value vs config.py default"
+
+
+def test_likert_iterations_may_rejudge_an_earlier_iterations_items(shipped):
+    """pairs_from works for both methods: with likert, it2 grades it1's rubric items again with it1's judge."""
+    p = parse_params(shipped | {"method": "likert"})
+    assert p.iterations["it2"].pairs_from == "it1" and p.pairs_split("it2") == "it1" and p.pairs_split("it1") == "it1"
+    data = copy.deepcopy(shipped) | {"method": "likert"}
+    del data["likert"]["split"]["iteration_fractions"]["it2"]  # an iteration that re-judges needs no items of its own
+    assert parse_params(data).likert.split.iteration_fractions == {"it1": 0.25}

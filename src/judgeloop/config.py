@@ -375,8 +375,9 @@ class IterationOverrides(_Model):
 
 class IterationConfig(_Model):
     prev: str
-    # judge the synthetic pairs of an earlier iteration again, with this iteration's judge, as the paper
-    # does (one pair set, re-judged each iteration); the iteration then needs no prompts of its own
+    # judge the synthetic pairs (likert: the rubric items) of an earlier iteration again, with this
+    # iteration's judge, as the paper does (one pair set, re-judged each iteration); the iteration
+    # then needs no prompts or items of its own
     pairs_from: str | None = None
     overrides: IterationOverrides = IterationOverrides()
 
@@ -433,12 +434,10 @@ class Params(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
-        if self.method == "likert" and (reuse := [n for n, it in self.iterations.items() if it.pairs_from]):
-            raise ValueError(f"iterations {reuse}: pairs_from is for method pairwise (likert items are split per iteration)")
         for where, split in (("prompts.split", self.prompts.split), ("likert.split", self.likert.split)):
             if where == "likert.split" and self.method != "likert":
                 continue
-            reusing = {n for n, it in self.iterations.items() if it.pairs_from} if where == "prompts.split" else set()
+            reusing = {n for n, it in self.iterations.items() if it.pairs_from}
             missing = [n for n in self.iterations if n not in split.iteration_fractions and n not in reusing]
             extra = [n for n in split.iteration_fractions if n not in self.iterations]
             if missing or extra:
@@ -491,7 +490,7 @@ class Params(_Model):
         return "it0" if init == "seed" else self.iterations[iteration].prev
 
     def pairs_split(self, iteration: str) -> str:
-        """The split whose pairs `iteration` judges: its own, or those of its `pairs_from`."""
+        """The split whose pairs (likert: items) `iteration` judges: its own, or its `pairs_from`'s."""
         return self.iterations[iteration].pairs_from or iteration
 
     def eval_models(self) -> list[str]:

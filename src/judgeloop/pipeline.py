@@ -110,7 +110,7 @@ def _judge_likert(params: Params, it: str) -> None:
 
     cfg = params.judging_for(it)
     prev = params.iterations[it].prev
-    items = _rubric_items(it)
+    items = _rubric_items(params.pairs_split(it))
     log.info("judge@%s (likert): %d items x %d samples with models/%s", it, len(items), cfg.samples, prev)
     backend = make_backend(model_dir(prev), params.generation)
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.samples, cfg.seed)
@@ -140,7 +140,7 @@ def _curate_likert(params: Params, it: str) -> None:
     path = DATA / it / "judgments.parquet"
     table = read_parquet(path)
     check_table("likert_judgments", table, str(path))
-    items = {i.item_id: i for i in _rubric_items(it)}
+    items = {i.item_id: i for i in _rubric_items(params.pairs_split(it))}
     cfg, lk = params.curation_for(it), params.likert
     meta = None
     if lk.tie_break == "meta_judge":
