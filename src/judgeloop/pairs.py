@@ -22,7 +22,7 @@ from .backends import Backend, Request, Sampling
 from .config import PairsConfig
 from .parsing import MOD_CLOSE, MOD_OPEN, parse_tagged
 from .schemas import to_table
-from .templates import answer_messages, modify_messages
+from .templates import MODIFY_DEMOS, answer_messages, modify_messages
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ def same_text(a: str, b: str) -> bool:
 
 
 _ALNUM = re.compile(r"[\W_]+")
+# A "modified instruction" that repeats a demonstration's instruction (Gemma 3 270M pretrained
+# wrote the demos' "sum of a list" or "product" one for 91 of 123 instructions) gives a y_l
+# off any topic of x: a pair any judge gets right, not the subtle negative the method needs.
+_DEMO_TEXTS = tuple(t for x, _, x_mod in MODIFY_DEMOS for t in (x, x_mod))
 
 
 def _status(x: str, y_w: str, mod_status: str, x_mod: str | None, y_l: str | None) -> str:
@@ -111,6 +115,8 @@ def _status(x: str, y_w: str, mod_status: str, x_mod: str | None, y_l: str | Non
         return "unparsed"
     if same_text(x_mod or "", x):
         return "same_instruction"
+    if any(same_text(x_mod or "", d) for d in _DEMO_TEXTS if not same_text(d, x)):
+        return "copied_demo"
     if not (y_l or "").strip():
         return "empty_l"
     if same_text(y_l or "", y_w):

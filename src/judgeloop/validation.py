@@ -51,7 +51,7 @@ from judgeloop.parsing import parse_verdict
 from judgeloop.schemas import KEYS, SCHEMAS
 
 GEN_STATUSES = ["ok", "unparsed", "truncated", "empty_w", "empty_l", "same_as_w",
-                "empty_instruction", "same_instruction"]
+                "empty_instruction", "same_instruction", "copied_demo"]
 # The batches each kind is validated as: pairs also checks its gen_status == "ok" rows.
 BATCHES = {"pairs": ["pairs", "pairs_ok"], "judgments": ["judgments"], "sft": ["sft"], "dpo": ["dpo"],
            "rubrics": ["rubrics"], "likert_judgments": ["likert_judgments"], "likert_sft": ["likert_sft"]}
