@@ -64,6 +64,18 @@ def _die_with_parent() -> None:
         pass
 
 
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return " (still starting when the wait ended)"
+    if code < 0:
+        import signal
+
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        hint = ": built for a CPU with instructions this one lacks; rebuild with scripts/llama_server.sh" if name == "SIGILL" else ""
+        return f" (killed by {name}{hint})"
+    return f" (exited with status {code})"
+
+
 class LlamaServer:
     """llama-server with a free port; `close()` (or leaving the `with` block) always stops it.
 
@@ -101,9 +113,12 @@ class LlamaServer:
                 self.url = f"http://127.0.0.1:{self.port}/v1"
                 return
             last = self.tail()
+            code = self.proc.poll()
             self.stop()
+            if code is not None and code < 0:  # killed by a signal at start-up: a new port will not help
+                break
         self.close()
-        raise LlamaCppUnavailable(f"llama-server did not become healthy; log tail:\n{last}")
+        raise LlamaCppUnavailable(f"llama-server did not become healthy{_exit_reason(code)}; log tail:\n{last}")
 
     def __enter__(self) -> "LlamaServer":
         return self

@@ -92,7 +92,7 @@ def test_seed_source_user_view_then_fixed(project, tiny_model, caplog, monkeypat
 
 
 @pytest.mark.parametrize("source,needles", [
-    ("packaged:no-such-model", ["unknown packaged model 'no-such-model'", "available: ['smollm2-135m']"]),
+    ("packaged:no-such-model", ["unknown packaged model 'no-such-model'", "available: ['gemma3-270m', 'smollm2-135m']"]),
     ("no-such-org/no-such-model", ["seed.source 'no-such-org/no-such-model'", "cannot load from the hub or its cache"]),
     ("not a model id", ["seed.source 'not a model id'", "not an existing directory"]),
 ])
