@@ -14,9 +14,9 @@
 #
 # Environment: LLAMA_SERVER_VENV, PYTHON (interpreter for the venv),
 # CMAKE_ARGS (default: a CPU build of the server only, no network at build
-# time, for any x86-64 CPU with AVX2: a build with -DGGML_NATIVE=ON, reused
-# from a cache on a machine without the builder's AVX-512, dies of SIGILL at
-# its first matmul), LLAMA_CPP_BUILD_JOBS (default: all cores),
+# time, for any x86-64 CPU with AVX2; a -DGGML_NATIVE=ON build carries the
+# builder's instructions, AVX-512 included, to whichever machine reuses it),
+# LLAMA_CPP_BUILD_JOBS (default: all cores),
 # LLAMA_SERVER_NICE (niceness of the build, default 0).
 #
 # The build flags are stamped into the venv; a venv built with other flags is

@@ -18,10 +18,7 @@ from typing import Any
 
 from .judging import Judged, PairwiseItem, judgment_fields
 from .loaders import InputError, _read_text, id_field, read_jsonl, read_parquet_rows, text_field, unique_ids
-
-SCORING_RULE = ("official: 1 = a verdict the judge wrote for the better response, 0 = for the worse, 0.5 = none of its own "
-                "(unparsed; forced verdicts count only in accuracy_forced)")
-
+from .scoring import SCORING_RULE, score, score_forced
 
 def load_llmbar(path: str | Path, limit: int | None = None) -> list[PairwiseItem]:
     """LLMBar layout: JSON list of {input, output_1, output_2, label (1 or 2)[, id]}.
@@ -71,16 +68,6 @@ def load_pairwise(path: str | Path, limit: int | None = None) -> tuple[list[Pair
     unique_ids([it.item_id for it in items], lambda i: f"row {i}", str(path), lambda i: rows[i].get("id") is None)
     items = items[:limit] if limit else items
     return items, {k: v for k, v in subsets.items() if k in {it.item_id for it in items}}
-
-
-def score(j: Judged) -> float:
-    """The official rule: only a verdict the judge wrote counts."""
-    return float(j.correct) if j.verdict_source == "parsed" and j.correct is not None else 0.5
-
-
-def score_forced(j: Judged) -> float:
-    """Forced verdicts count as verdicts (for `accuracy_forced` only)."""
-    return 0.5 if j.correct is None else float(j.correct)
 
 
 def summarise(rows: list[Judged]) -> dict[str, Any]:

@@ -70,7 +70,10 @@ def _exit_reason(code: int | None) -> str:
     if code < 0:
         import signal
 
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         hint = ": built for a CPU with instructions this one lacks; rebuild with scripts/llama_server.sh" if name == "SIGILL" else ""
         return f" (killed by {name}{hint})"
     return f" (exited with status {code})"

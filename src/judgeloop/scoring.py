@@ -1,4 +1,4 @@
-"""RewardBench scoring, seeded orders, majority vote and position statistics.
+"""Scoring: the official rule (a verdict the judge wrote, else 0.5), RewardBench sections, seeded orders, majority vote.
 
 Pure functions: no model is loaded here. They turn verdicts into the numbers
 reported in eval.json.
@@ -51,9 +51,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluation import SCORING_RULE, score
 from .judging import ORDERS, Judged, PairwiseItem, winner
 from .loaders import InputError, id_field, read_jsonl, read_parquet_rows, text_field, unique_ids
+
+SCORING_RULE = ("official: 1 = a verdict the judge wrote for the better response, 0 = for the worse, 0.5 = none of its own "
+                "(unparsed; forced verdicts count only in accuracy_forced)")
+
+
+def score(j: Judged) -> float:
+    """The official rule: only a verdict the judge wrote counts."""
+    return float(j.correct) if j.verdict_source == "parsed" and j.correct is not None else 0.5
+
+
+def score_forced(j: Judged) -> float:
+    """Forced verdicts count as verdicts (for `accuracy_forced` only)."""
+    return 0.5 if j.correct is None else float(j.correct)
+
+
 
 # --- RewardBench constants -------------------------------------------------------------------
 
