@@ -11,7 +11,7 @@ from judgeloop.evaluation import load_llmbar, load_pairwise, score, summarise
 from judgeloop.judging import Judged, winner
 from judgeloop.loaders import InputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmbar-natural.json"
+SHARED = Path(__file__).resolve().parents[1] / "evalsets" / "llmbar-natural.json"  # LLMBar Natural, shipped (MIT)
 
 
 def J(item: str, order: str, verdict: str | None, source: str | None = "parsed") -> Judged:
@@ -52,7 +52,6 @@ def test_summary_empty():
     assert summarise([]) == {"n_examples": 0}
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="shared/data not beside the repo")
 def test_real_llmbar_natural_loads():
     items = load_llmbar(SHARED)
     assert len(items) == 100

@@ -33,22 +33,12 @@ def dvc(*args: str, cwd: Path, timeout: float = 3600) -> subprocess.CompletedPro
     return sh(f"source .venv/bin/activate && {shlex.join(['dvc', *args])}", cwd, timeout=timeout)
 
 
-LLMBAR_FALLBACK = [  # a clone without ../shared: two examples in LLMBar's layout
-    {"input": "What is 2 + 2?", "output_1": "4", "output_2": "5", "label": 1},
-    {"input": "Name a primary colour.", "output_1": "Green.", "output_2": "Red.", "label": 2},
-]
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A fresh clone, the `smoke` preset plus an LLMBar evaluation set applied with `judgeloop preset`,
     then the README's run command, verbatim, in a shell without the virtualenv."""
     work = fresh_clone(tmp_path_factory.mktemp("project"))
-    shared = ROOT.parent / "shared" / "data" / "llmbar-natural.json"
-    if shared.exists():
-        shutil.copy(shared, work / "llmbar.json")
-    else:
-        (work / "llmbar.json").write_text(json.dumps(LLMBAR_FALLBACK))
+    shutil.copy(ROOT / "evalsets" / "llmbar-natural.json", work / "llmbar.json")  # a user's own copy of the set
     (work / "eval-sets.yaml").write_text(yaml.safe_dump({"evaluation": {"sets": [
         {"name": "llmbar-natural", "format": "llmbar", "path": "llmbar.json", "limit": 2}]}}))
     for preset in ("smoke", str(work / "eval-sets.yaml")):

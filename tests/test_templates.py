@@ -43,10 +43,9 @@ def test_defuse_changes_no_shipped_instruction_or_eval_text():
 
     texts = [json.loads(line)["instruction"] for line in
              (resources.files("judgeloop") / "data" / "instructions.jsonl").read_text().splitlines() if line.strip()]
-    llmbar = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmbar-natural.json"
-    if llmbar.exists():
-        texts += [ex[k] for ex in json.loads(llmbar.read_text()) for k in ("input", "output_1", "output_2")]
-    assert len(texts) > 300 and all(defuse(t) == t for t in texts)
+    llmbar = Path(__file__).resolve().parents[1] / "evalsets" / "llmbar-natural.json"
+    texts += [ex[k] for ex in json.loads(llmbar.read_text()) for k in ("input", "output_1", "output_2")]
+    assert len(texts) > 600 and all(defuse(t) == t for t in texts)
 
 
 def test_control_tokens_of_a_tokenizer():
