@@ -11,6 +11,9 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# LLMBar Natural (100 human-labelled pairs, MIT), shipped with the project
+LLMBAR_NATURAL = Path(__file__).resolve().parents[1] / "evalsets" / "llmbar-natural.json"
+
 
 def pytest_collection_modifyitems(config, items):
     """GPU- and vLLM-only tests skip themselves where those are absent."""

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from judgeloop.evaluation import load_llmbar, load_pairwise, score, summarise
+from conftest import LLMBAR_NATURAL
+
+from judgeloop.evaluation import load_llmbar, load_pairwise, summarise
 from judgeloop.judging import Judged, winner
 from judgeloop.loaders import InputError
+from judgeloop.scoring import score
 
-SHARED = Path(__file__).resolve().parents[1] / "evalsets" / "llmbar-natural.json"  # LLMBar Natural, shipped (MIT)
 
 
 def J(item: str, order: str, verdict: str | None, source: str | None = "parsed") -> Judged:
@@ -53,13 +54,13 @@ def test_summary_empty():
 
 
 def test_real_llmbar_natural_loads():
-    items = load_llmbar(SHARED)
+    items = load_llmbar(LLMBAR_NATURAL)
     assert len(items) == 100
-    raw = json.loads(SHARED.read_text())
+    raw = json.loads(LLMBAR_NATURAL.read_text())
     first = raw[0]
     better = first["output_1"] if first["label"] == 1 else first["output_2"]
     assert items[0].better == better and items[0].instruction == first["input"]
-    assert len(load_llmbar(SHARED, limit=5)) == 5
+    assert len(load_llmbar(LLMBAR_NATURAL, limit=5)) == 5
 
 
 def test_llmbar_errors(tmp_path):

@@ -20,6 +20,7 @@ import duckdb
 import pytest
 import yaml
 
+from conftest import LLMBAR_NATURAL
 from judgeloop.cli import main as cli_main
 
 from test_readme import fresh_clone, readme_commands, sh
@@ -38,7 +39,7 @@ def project(tmp_path_factory) -> Path:
     """A fresh clone, the `smoke` preset plus an LLMBar evaluation set applied with `judgeloop preset`,
     then the README's run command, verbatim, in a shell without the virtualenv."""
     work = fresh_clone(tmp_path_factory.mktemp("project"))
-    shutil.copy(ROOT / "evalsets" / "llmbar-natural.json", work / "llmbar.json")  # a user's own copy of the set
+    shutil.copy(LLMBAR_NATURAL, work / "llmbar.json")  # a user's own copy of the set
     (work / "eval-sets.yaml").write_text(yaml.safe_dump({"evaluation": {"sets": [
         {"name": "llmbar-natural", "format": "llmbar", "path": "llmbar.json", "limit": 2}]}}))
     for preset in ("smoke", str(work / "eval-sets.yaml")):

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import LLMBAR_NATURAL
 
 from judgeloop.cli import main
 from judgeloop.config import load_params, parse_params
@@ -42,9 +43,9 @@ def test_per_iteration_overrides_and_eval_sets_are_counted(tmp_path):
         "iterations": {"it1": {"prev": "it0", "overrides": {"judging": {"samples": 7, "max_tokens": 10}}}},
         "prompts": {"split": {"eval_fraction": 0.1, "iteration_fractions": {"it1": 0.5}}},
         "evaluation": {"samples": 3, "max_tokens": 5, "sets": [
-            {"name": "bar", "format": "llmbar", "path": str(ROOT / "evalsets/llmbar-natural.json"), "limit": 20},
+            {"name": "bar", "format": "llmbar", "path": str(LLMBAR_NATURAL), "limit": 20},
             {"name": "later", "format": "pairwise", "path": str(tmp_path / "not-yet.jsonl")},
-            {"name": "one", "format": "llmbar", "path": str(ROOT / "evalsets/llmbar-natural.json"), "limit": 4,
+            {"name": "one", "format": "llmbar", "path": str(LLMBAR_NATURAL), "limit": 4,
              "orders": "random_seeded"},
         ]},
     }

@@ -1,7 +1,6 @@
 """What the judge is told."""
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -43,8 +42,9 @@ def test_defuse_changes_no_shipped_instruction_or_eval_text():
 
     texts = [json.loads(line)["instruction"] for line in
              (resources.files("judgeloop") / "data" / "instructions.jsonl").read_text().splitlines() if line.strip()]
-    llmbar = Path(__file__).resolve().parents[1] / "evalsets" / "llmbar-natural.json"
-    texts += [ex[k] for ex in json.loads(llmbar.read_text()) for k in ("input", "output_1", "output_2")]
+    from conftest import LLMBAR_NATURAL
+
+    texts += [ex[k] for ex in json.loads(LLMBAR_NATURAL.read_text()) for k in ("input", "output_1", "output_2")]
     assert len(texts) > 600 and all(defuse(t) == t for t in texts)
 
 

@@ -20,6 +20,7 @@ from .judging import Judged, PairwiseItem, judgment_fields
 from .loaders import InputError, _read_text, id_field, read_jsonl, read_parquet_rows, text_field, unique_ids
 from .scoring import SCORING_RULE, score, score_forced
 
+
 def load_llmbar(path: str | Path, limit: int | None = None) -> list[PairwiseItem]:
     """LLMBar layout: JSON list of {input, output_1, output_2, label (1 or 2)[, id]}.
 

@@ -68,7 +68,6 @@ def score_forced(j: Judged) -> float:
     return 0.5 if j.correct is None else float(j.correct)
 
 
-
 # --- RewardBench constants -------------------------------------------------------------------
 
 DEFAULT_SOURCE = "allenai/reward-bench"
