@@ -20,7 +20,8 @@ from .schemas import to_table
 
 log = logging.getLogger(__name__)
 
-PAIRWISE_FORMATS = ("llmbar", "pairwise", "rewardbench")
+# every format `evaluation.load_set` reads (judged by `bench_eval.evaluate_format`); likert is the other kind
+SET_FORMATS = ("llmbar", "pairwise", "rewardbench", "rewardbench2", "judgebench", "rmbench")
 
 
 def _backend(model: str, gen: GenerationConfig, workdir: Path) -> Any:
@@ -39,14 +40,16 @@ def _backend(model: str, gen: GenerationConfig, workdir: Path) -> Any:
 def judge_file(
     path: str, fmt: str, model: str, gen: GenerationConfig, output: str, *, limit: int | None = None,
     orders: str = "both", order_seed: int = 0, samples: int = 1, temperature: float = 0.7, max_tokens: int = 256,
-    fallback: str = "forced", layout: str = "judgeloop", template: str = "standard",
+    fallback: str = "forced", layout: str = "judgeloop", template: str = "standard", best_of_n: str = "all_at_once",
 ) -> dict[str, Any]:
     t0 = time.time()
     name = Path(path).stem
     # read and check the input before loading a model, so a bad file fails at once
-    if fmt in PAIRWISE_FORMATS:
+    if fmt in SET_FORMATS:
+        from .bench_eval import check_samples
         from .evaluation import load_set
 
+        check_samples(fmt, samples)
         items, subsets = load_set(fmt, path, limit)
     elif fmt == "likert":
         from .likert import parse_items, rubric_rows
@@ -54,17 +57,17 @@ def judge_file(
         where, rows = rubric_rows("parquet" if path.endswith(".parquet") else "jsonl", path)
         likert_items = parse_items(rows[:limit] if limit else rows, layout, where, name)
     else:
-        raise ValueError(f"--format {fmt!r}: expected one of {[*PAIRWISE_FORMATS, 'likert']}")
+        raise ValueError(f"--format {fmt!r}: expected one of {[*SET_FORMATS, 'likert']}")
     with tempfile.TemporaryDirectory(prefix="judgeloop-judge-") as tmp:
         backend = _backend(model, gen, Path(tmp))
-        if fmt in PAIRWISE_FORMATS:
-            from .evaluation import eval_rows, evaluate_set
+        if fmt in SET_FORMATS:
+            from .bench_eval import evaluate_format
 
-            judged, summary = evaluate_set(
+            rows, summary = evaluate_format(
                 name, fmt, items, subsets, backend, max_tokens=max_tokens, fallback=fallback, orders_mode=orders,
-                order_seed=order_seed, samples=samples, temperature=temperature, template=template,
+                order_seed=order_seed, samples=samples, temperature=temperature, template=template, best_of_n=best_of_n,
             )
-            write_parquet(to_table("eval", eval_rows(name, judged, subsets, backend.model_name, backend.model_hash)), output)
+            write_parquet(to_table("eval", rows), output)
         else:
             from .backends import Sampling
             from .likert import judge_likert, likert_metrics

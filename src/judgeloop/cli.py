@@ -463,8 +463,10 @@ def _add_judge_parser(sub: argparse._SubParsersAction) -> None:
         help="apply a judge to a pairwise or Likert file (batch inference)",
         description="Judge FILE with any judge; writes Parquet (verdicts/scores, parse status, texts) and prints a summary.",
     )
-    p.add_argument("file", help="LLMBar JSON, pairwise JSONL/Parquet, RewardBench Parquet/JSONL or id, Likert JSONL/Parquet")
-    p.add_argument("--format", required=True, choices=["llmbar", "pairwise", "rewardbench", "likert"])
+    p.add_argument("file", help="LLMBar JSON, pairwise JSONL/Parquet, RewardBench / RewardBench 2 / JudgeBench / RM-Bench "
+                   "file (as published) or Hugging Face id, Likert JSONL/Parquet")
+    p.add_argument("--format", required=True,
+                   choices=["llmbar", "pairwise", "rewardbench", "rewardbench2", "judgebench", "rmbench", "likert"])
     p.add_argument("--model", required=True, help="models/itK, a local checkpoint, a Hugging Face id, or the served model name")
     p.add_argument("--output", required=True, help="Parquet file to write (never a pipeline output)")
     p.add_argument("--force", action="store_true", help="let --output replace an existing regular file")
@@ -479,6 +481,8 @@ def _add_judge_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fallback", default="forced", choices=["forced", "none"], help="verdict fallback (see README)")
     p.add_argument("--template", default="standard", choices=["standard", "short"],
                    help="pairwise judge prompt: the one the judge was trained with (params judge_template)")
+    p.add_argument("--best-of-n", default="all_at_once", choices=["all_at_once", "knockout"],
+                   help="rewardbench2: the official all-four-at-once prompt, or a seeded pairwise knockout (reported apart)")
     p.add_argument("--backend", default="transformers", choices=["auto", "transformers", "vllm", "openai"],
                    help="auto: vllm where installed on a GPU or an AVX-512 CPU, else transformers")
     p.add_argument("--base-url", action="append", help="openai backend: server URL (repeat for several)")
@@ -507,22 +511,28 @@ def cmd_judge(args: argparse.Namespace) -> int:
         summary = judge_file(
             args.file, args.format, args.model, gen, args.output, limit=args.limit, orders=args.orders,
             order_seed=args.order_seed, samples=args.samples, temperature=args.temperature, max_tokens=args.max_tokens,
-            fallback=args.fallback, layout=args.layout, template=args.template,
+            fallback=args.fallback, layout=args.layout, template=args.template, best_of_n=args.best_of_n,
         )
     except (InputError, ValueError, OSError, RuntimeError) as e:
         _err(f"judge: {e}")
         return 2
     keys = [k for k in ("accuracy", "accuracy_ci95", "accuracy_by_order", "accuracy_forced", "position_consistency", "parse_rate", "forced_rate",
-                        "pearson", "spearman", "kendall_tau", "exact", "within_1", "n_examples", "n") if k in summary]
+                        "pearson", "spearman", "kendall_tau", "exact", "within_1", "n_examples", "n", "knockout_draws") if k in summary]
     rows = [(k, json.dumps(summary[k]) if isinstance(summary[k], dict) else summary[k]) for k in keys]
     if "majority" in summary:
         rows.append(("majority_accuracy", summary["majority"].get("majority_accuracy")))
     if "rewardbench" in summary:
         rows.append(("rewardbench_overall", summary["rewardbench"]["all"].get("overall")))
+    bench = summary.get("benchmark")
+    if bench:
+        numbers = [("overall", bench["overall"]), *bench["sections"].items(), *((k, bench[k]) for k in ("easy", "normal", "hard") if k in bench)]
+        rows += [(f"{bench['name']}: {k}", "-" if v is None else round(v, 4)) for k, v in numbers]
     rows += [("judge", summary["judge"]), ("output", args.output), ("seconds", summary["seconds"])]
     print(format_table(["metric", "value"], ["VARCHAR", "VARCHAR"], [(k, str(v)) for k, v in rows], more=False))
     if "scoring_rule" in summary:
         print(f"scoring: {summary['scoring_rule']}")
+    if bench and bench["scoring_rule"] != summary.get("scoring_rule"):
+        print(f"{bench['name']} scoring: {bench['scoring_rule']}")
     return 0
 
 

@@ -278,25 +278,32 @@ class TrainingConfig(_Model):
         return self
 
 
+#: the formats scored by their benchmark's own rule (bench_eval.py), on one greedy judgment per comparison
+BENCHMARK_FORMATS = ("rewardbench2", "judgebench", "rmbench")
+
+
 class EvalSet(_Model):
-    """A labelled pairwise set evaluated for every judge.
+    """A labelled evaluation set evaluated for every judge.
 
     llmbar: JSON list of {input, output_1, output_2, label} (LLMBar, processed
     MT-Bench human judgments, FairEval, LLMEval^2); pairwise: JSONL/Parquet of
-    {prompt, chosen, rejected[, subset, id]}; rewardbench: a local
-    Parquet/JSONL with RewardBench's columns, or a folder with the hub
-    dataset's layout. `path` is a DVC dependency (the `evalset` stage), so it
-    is local; `name` names files (data/evalsets/NAME.parquet).
+    {prompt, chosen, rejected[, subset, id]}; rewardbench, rewardbench2,
+    judgebench, rmbench: a local Parquet/JSONL/JSON file in the benchmark's
+    published layout, or a folder with the hub dataset's layout. `path` is a
+    DVC dependency (the `evalset` stage), so it is local; `name` names files
+    (data/evalsets/NAME.parquet).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-    format: Literal["llmbar", "pairwise", "rewardbench"]
+    format: Literal["llmbar", "pairwise", "rewardbench", "rewardbench2", "judgebench", "rmbench"]
     path: str
-    split: str = "filtered"  # rewardbench `datasets` split
-    limit: int | None = Field(None, ge=1)  # at most N examples (CPU budgets; rewardbench: spread over subsets)
+    split: str | None = None  # `datasets` split of a dataset folder; None: the format's (rewardbench: filtered)
+    limit: int | None = Field(None, ge=1)  # at most N examples (CPU budgets; spread over subsets where a set has them)
     # both: judge each example in both orders (per-order accuracy, position
     # consistency); random_seeded: one order per example from hash(seed, id)
     orders: Literal["both", "random_seeded"] = "both"
+    # rewardbench2: all_at_once (the official prompt) or knockout (pairwise, reported under its own name)
+    best_of_n: Literal["all_at_once", "knockout"] = "all_at_once"
 
 
 class EvaluationConfig(_Model):
@@ -310,6 +317,14 @@ class EvaluationConfig(_Model):
     temperature: float = Field(0.7, gt=0.0, le=10.0)  # for samples > 1; a single sample is greedy
     order_seed: int = 0
     sets: list[EvalSet] = []
+
+    @model_validator(mode="after")
+    def _single_sample_benchmarks(self) -> EvaluationConfig:
+        scored = [s.name for s in self.sets if s.format in BENCHMARK_FORMATS]
+        if self.samples > 1 and scored:
+            raise ValueError(f"evaluation.samples > 1 is not defined for the benchmark sets {scored} "
+                             f"({', '.join(BENCHMARK_FORMATS)} are scored on one greedy judgment)")
+        return self
 
 
 class RubricSource(_Model):

@@ -144,14 +144,29 @@ def paired_difference(before: dict[str, float], after: dict[str, float], seed: i
     return {"n": len(common), "difference": round(sum(diffs) / len(diffs), 4), "ci95": bootstrap_ci(diffs, seed)}
 
 
-def load_set(fmt: str, path: str, limit: int | None = None, split: str = "filtered") -> tuple[list[PairwiseItem], dict[str, str]]:
-    """Items and item_id -> subset for any supported pairwise format."""
+#: format -> its Hugging Face split when the source is a dataset id
+DEFAULT_SPLITS = {"rewardbench": "filtered", "rewardbench2": "test", "judgebench": "gpt", "rmbench": "train"}
+
+
+def load_set(fmt: str, path: str, limit: int | None = None, split: str | None = None) -> tuple[list[Any], dict[str, str]]:
+    """Items (pairwise, or candidate sets for rewardbench2 / rmbench) and item_id -> subset for any supported format.
+
+    `split` is the hub split when `path` is a dataset id (None: the format's own, DEFAULT_SPLITS)."""
+    from . import benchmarks
+
+    split = split or DEFAULT_SPLITS.get(fmt, "")
     if fmt == "llmbar":
         return load_llmbar(path, limit), {}
     if fmt == "rewardbench":
         from .scoring import load_rewardbench
 
         return load_rewardbench(path, split=split, limit=limit)
+    if fmt == "judgebench":
+        return benchmarks.load_judgebench(path, split, limit)
+    if fmt in ("rewardbench2", "rmbench"):
+        loader = benchmarks.load_rewardbench2 if fmt == "rewardbench2" else benchmarks.load_rmbench
+        items = loader(path, split, limit)
+        return items, {it.item_id: it.subset for it in items}
     return load_pairwise(path, limit)
 
 
@@ -185,17 +200,14 @@ def evaluate_set(
     return judged, summary
 
 
+def eval_row(dataset: str, subset: str | None, example_id: str, judge: tuple[str, str], score: float | None,
+             fields: dict[str, Any]) -> dict[str, Any]:
+    """One row of the `eval` schema: `fields` are the judgment's own columns (`judgment_fields`)."""
+    return {"dataset": dataset, "subset": subset, "example_id": f"{dataset}:{example_id}", "judge": judge[0],
+            "judge_hash": judge[1], "score": score, **fields}
+
+
 def eval_rows(name: str, judged: list[Judged], subsets: dict[str, str], model_name: str, model_hash: str) -> list[dict[str, Any]]:
     """Per-example rows of the `eval` schema (one per judgment)."""
-    return [
-        {
-            "dataset": name,
-            "subset": subsets.get(j.item_id),
-            "example_id": f"{name}:{j.item_id}:{j.order}:{j.sample_idx}",
-            "judge": model_name,
-            "judge_hash": model_hash,
-            "score": score(j),
-            **judgment_fields(j),
-        }
-        for j in judged
-    ]
+    return [eval_row(name, subsets.get(j.item_id), f"{j.item_id}:{j.order}:{j.sample_idx}", (model_name, model_hash), score(j),
+                     judgment_fields(j)) for j in judged]

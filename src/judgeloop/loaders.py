@@ -90,6 +90,21 @@ def int_field(row: dict[str, Any], key: str, where: str, lo: int, hi: int) -> in
     return n
 
 
+def text_list_field(row: dict[str, Any], key: str, where: str, size: int | None = None) -> tuple[str, ...]:
+    """`row[key]` as a non-empty list of texts (exactly `size` of them when given); blank texts are allowed."""
+    value = row.get(key)
+    if isinstance(value, tuple):
+        value = list(value)
+    wanted = f"a list of {size} strings" if size else "a non-empty list of strings"
+    if not isinstance(value, list) or not value or (size and len(value) != size):
+        got = "missing" if key not in row else f"a list of {len(value)}" if isinstance(value, list) else _kind(value)
+        raise InputError(f"{where}: field {key!r} must be {wanted}, got {got}")
+    for i, text in enumerate(value):
+        if not isinstance(text, str):
+            raise InputError(f"{where}: field {key!r} item {i} must be a string, got {_kind(text)}")
+    return tuple(value)
+
+
 def unique_ids(ids: list[str], at: Callable[[int], str], where: str, generated: Callable[[int], bool] = lambda i: False) -> None:
     """Every id occurs once; a clash names both rows, and says when an id was generated (from the row's position)."""
     seen: dict[str, int] = {}
@@ -164,6 +179,50 @@ def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
         return pq.read_table(path).to_pylist()
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"{path}: not a readable Parquet file ({e})") from None
+
+
+def read_hf_split(source: str, split: str) -> list[dict[str, Any]]:
+    """The rows of a Hugging Face dataset id (or a local dataset folder) split; any failure is one InputError."""
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        raise InputError(f"loading {source!r} from the Hugging Face hub needs the `datasets` package") from None
+    try:
+        ds = datasets.load_dataset(source, split=split)
+    except Exception as e:  # hub, cache, offline and split errors all end here
+        raise InputError(
+            f"hf dataset {source!r} (split {split!r}): could not load ({type(e).__name__}: {e}); "
+            "pass a local .parquet/.jsonl/.json file or a dataset available offline"
+        ) from None
+    return [dict(r) for r in ds]
+
+
+LOCAL_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+
+def read_rows(source: str, split: str) -> tuple[list[dict[str, Any]], str]:
+    """(rows, where): a local .parquet, .jsonl or .json file (a JSON list of objects, or JSON lines), else a
+    Hugging Face dataset id or local dataset folder read with `split`. `where` names the source in errors."""
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix not in LOCAL_SUFFIXES:
+        return read_hf_split(source, split), f"hf dataset {source!r} (split {split!r})"
+    if suffix == ".parquet":
+        return read_parquet_rows(path), str(path)
+    if suffix == ".json" and _read_text(path).lstrip().startswith("["):
+        return _json_list(path), str(path)
+    return read_jsonl(path), str(path)
+
+
+def _json_list(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    for i, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: row {i}: expected a JSON object, got {type(row).__name__}")
+    return data
 
 
 def read_hf(src: PromptSource) -> list[dict[str, Any]]:

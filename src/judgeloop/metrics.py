@@ -12,7 +12,9 @@ compared with `--only-changed` fit a 200-column terminal.
   held-out rubric items) as `<judge>.acc`, `.parse` (parse rate), `.a_share`
   (share of "A" verdicts), `.consist` (position consistency), `.n`,
   `.acc_lo` / `.acc_hi` (95% bootstrap interval of acc over examples); every
-  other evaluation set nested by its name (`<judge>.<set>.acc`, ...). Likert
+  other evaluation set nested by its name (`<judge>.<set>.acc`, ...); a
+  benchmark set (RewardBench 2, JudgeBench, RM-Bench) adds `.score`, its
+  official overall number. Likert
   reports `spearman`, `exact`, `within_1`, `parse`, `n`.
 - `metrics/<it>/train.json` (written by train, which reads the curation
   funnel): `<it>.judged`, `.kept`, `.keep_rate`, `.loss` (mean train loss),
@@ -38,6 +40,8 @@ def eval_metrics(judge: str, sets: dict[str, dict[str, Any]], method: str) -> di
     out: dict[str, Any] = {}
     for name, s in sets.items():
         numbers = {m: _r(s.get(k)) for m, k in keys.items()}
+        if s.get("benchmark"):
+            numbers["score"] = _r(s["benchmark"]["overall"])
         if s.get("accuracy_ci95"):  # the 95% interval of acc, as two columns
             numbers["acc_lo"], numbers["acc_hi"] = s["accuracy_ci95"]
         if name == HEADLINE_SET.get(method):

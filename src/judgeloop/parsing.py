@@ -47,35 +47,39 @@ def parse_tagged(text: str, open_tag: str, close_tag: str, finish_reason: str, p
 # ---------------------------------------------------------------------------
 # Pairwise verdicts
 
-VERDICT_RE = re.compile(r"\[\[([AB])\]\]")
 # a closed code block (a response quoted by the judge); an unclosed fence hides nothing
 _CLOSED_FENCE_RE = re.compile(r"```.*?```", re.S)
 # the answer format echoed back, e.g. '"[[A]]" if Response A is better, or "[[B]]" if ...'
-_FORMAT_ECHO_RE = re.compile(r"\[\[[AB]\]\][\"'`\u201d]?\s*(?:if|or)\b", re.I)
+_FORMAT_ECHO_RE = re.compile(r"\[\[[A-Z]\]\][\"'`\u201d]?\s*(?:if|or)\b", re.I)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str | None  # A | B | None
-    status: str  # ok | none | both | truncated
+    verdict: str | None  # A | B | None (best-of-N: one of its letters)
+    status: str  # ok | none | both (two or more letters) | truncated
 
 
-def parse_verdict(text: str, finish_reason: str = "stop") -> Verdict:
-    """Exactly one of `[[A]]` / `[[B]]` (possibly repeated) is a verdict.
+def parse_choice(text: str, letters: str, finish_reason: str = "stop") -> Verdict:
+    """Exactly one of the markers `[[X]]` for X in `letters` (possibly repeated) is a verdict.
 
     Not verdicts: markers inside a closed code block, and the answer format
     echoed back ("[[A]]" if ..., [[A]] or [[B]]). A marker in inline
     backticks is one (`[[A]]`), and so is a marker after a code fence that
-    was never closed. Both present -> `both`; neither -> `none`, or
+    was never closed. Two different markers -> `both`; none -> `none`, or
     `truncated` when the text was cut by the token limit.
     """
     visible = _FORMAT_ECHO_RE.sub(" ", _CLOSED_FENCE_RE.sub(" ", text))
-    found = set(VERDICT_RE.findall(visible))
+    found = set(re.findall(rf"\[\[([{letters}])\]\]", visible))
     if len(found) == 1:
         return Verdict(found.pop(), "ok")
-    if len(found) == 2:
+    if len(found) > 1:
         return Verdict(None, "both")
     return Verdict(None, "truncated" if finish_reason == "length" else "none")
+
+
+def parse_verdict(text: str, finish_reason: str = "stop") -> Verdict:
+    """A pairwise verdict: :func:`parse_choice` over A and B."""
+    return parse_choice(text, "AB", finish_reason)
 
 
 def canonical_verdict_line(verdict: str) -> str:

@@ -206,13 +206,16 @@ def run_evalset(params: Params, args: Any) -> None:
         raise ConfigError(f"stage evalset {problem} evaluation.sets {names}")
     es = params.evaluation.sets[names.index(args.name)]
     items, subsets = load_set(es.format, es.path, es.limit, es.split)
-    rows = [{"dataset": es.name, "item_id": i.item_id, "instruction": i.instruction, "better": i.better, "worse": i.worse,
+    rows = [{"dataset": es.name, "item_id": i.item_id, "instruction": i.instruction, "better": getattr(i, "better", None),
+             "worse": getattr(i, "worse", None), "chosen": getattr(i, "chosen", None), "rejected": getattr(i, "rejected", None),
              "subset": subsets.get(i.item_id), "source": es.path, "source_format": es.format} for i in items]
     write_parquet(to_table("evalset", rows), evalset_path(es.name))
     log.info("%s: %d examples from %s (%s)", evalset_path(es.name), len(rows), es.path, es.format)
 
 
 def _evalset_items(name: str) -> tuple[list[Any], dict[str, str]]:
+    """The items the evalset stage wrote: pairs, or candidate sets (rows with chosen/rejected lists)."""
+    from .benchmarks import CandidateItem
     from .judging import PairwiseItem
     from .schemas import check_table
 
@@ -220,7 +223,8 @@ def _evalset_items(name: str) -> tuple[list[Any], dict[str, str]]:
     table = read_parquet(path)
     check_table("evalset", table, str(path))
     rows = table.to_pylist()
-    items = [PairwiseItem(r["item_id"], r["instruction"], r["better"], r["worse"]) for r in rows]
+    items = [CandidateItem(r["item_id"], r["instruction"], tuple(r["chosen"]), tuple(r["rejected"]), r["subset"])
+             if r["chosen"] is not None else PairwiseItem(r["item_id"], r["instruction"], r["better"], r["worse"]) for r in rows]
     return items, {r["item_id"]: r["subset"] for r in rows if r["subset"]}
 
 
@@ -375,32 +379,38 @@ def run_evaluate(params: Params, args: Any) -> None:
     if params.method == "likert":
         return _evaluate_likert(params, name)
     from .backends import make_backend
-    from .evaluation import eval_rows, evaluate_set
+    from .bench_eval import evaluate_format
     from .judging import PairwiseItem
     from .schemas import to_table
 
     ev = params.evaluation
-    sets: list[tuple[str, str, str, list[PairwiseItem], dict[str, str]]] = []
+    sets: list[tuple[str, str, str, str, list[Any], dict[str, str]]] = []
     if ev.synthetic:
         pairs = _ok_pairs("eval")
         items = [PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]) for p in pairs]
-        sets.append(("synthetic", "pairwise", "both", items, {p["pair_id"]: p["category"] or "" for p in pairs}))
+        sets.append(("synthetic", "pairwise", "both", "all_at_once", items, {p["pair_id"]: p["category"] or "" for p in pairs}))
     for es in ev.sets:
-        sets.append((es.name, es.format, es.orders, *_evalset_items(es.name)))
+        sets.append((es.name, es.format, es.orders, es.best_of_n, *_evalset_items(es.name)))
     backend = make_backend(model_dir(name), params.generation)
     rows, summary = [], {}
     t0 = time.time()
-    for set_name, fmt, orders, items, subsets in sets:
-        judged, summary[set_name] = evaluate_set(
+    for set_name, fmt, orders, best_of_n, items, subsets in sets:
+        set_rows, summary[set_name] = evaluate_format(
             set_name, fmt, items, subsets, backend, max_tokens=ev.max_tokens, fallback=ev.verdict_fallback,
             orders_mode=orders, order_seed=ev.order_seed, samples=ev.samples, temperature=ev.temperature,
-            template=params.judge_template,
+            template=params.judge_template, best_of_n=best_of_n,
         )
-        rows += eval_rows(set_name, judged, subsets, backend.model_name, backend.model_hash)
-        log.info("evaluate@%s %s: accuracy %s, parse rate %s", name, set_name, summary[set_name]["accuracy"], summary[set_name]["parse_rate"])
+        rows += set_rows
+        log.info("evaluate@%s %s: accuracy %s, parse rate %s%s", name, set_name, summary[set_name].get("accuracy"),
+                 summary[set_name]["parse_rate"], _headline(summary[set_name]))
     write_parquet(to_table("eval", rows), DATA / name / "eval.parquet")
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
     _write_eval(name, "pairwise", summary, throughput)
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    bench = summary.get("benchmark")
+    return f", {bench['name']} {bench['overall']}" if bench else ""
 
 
 def _write_eval(name: str, method: str, sets: dict[str, Any], throughput: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Params
+from .config import BENCHMARK_FORMATS, Params
 
 
 @dataclass
@@ -69,14 +69,18 @@ def _rubric_splits(params: Params) -> dict[str, int]:
 
 
 def _evalset_sizes(params: Params) -> dict[str, int | None]:
+    """Examples per set; for a benchmark set (BENCHMARK_FORMATS) the generations it takes in all."""
+    from .bench_eval import generations
     from .evaluation import load_set
 
     sizes: dict[str, int | None] = {}
     for es in params.evaluation.sets:
         try:
-            sizes[es.name] = len(load_set(es.format, es.path, es.limit, es.split)[0])
+            items = load_set(es.format, es.path, es.limit, es.split)[0]
         except Exception:  # not here yet: reported as unknown
             sizes[es.name] = None
+            continue
+        sizes[es.name] = generations(es.format, items, es.orders, es.best_of_n) if es.format in BENCHMARK_FORMATS else len(items)
     return sizes
 
 
@@ -124,7 +128,7 @@ def make_plan(params: Params, pool: int | None = None) -> tuple[list[StagePlan],
                 unknown.append(name)
                 continue
             es = next((s for s in ev.sets if s.name == name), None)
-            per = 1 if params.method == "likert" else (1 if es is not None and es.orders == "random_seeded" else 2)
+            per = 1 if params.method == "likert" or (es is not None and (es.orders == "random_seeded" or es.format in BENCHMARK_FORMATS)) else 2
             samples = 1 if params.method == "likert" else ev.samples
             gens += size * per * samples
             notes.append(f"{name} {size}x{per * samples}")

@@ -82,6 +82,7 @@ def plot_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "accuracy_lw": (s.get("accuracy_by_order") or {}).get("lw"),
                 "majority_accuracy": (s.get("majority") or {}).get("majority_accuracy"),
                 "rewardbench_overall": ((s.get("rewardbench") or {}).get("all") or {}).get("overall"),
+                "benchmark": s.get("benchmark"),
             }
             row.update({k: s.get(k) for k in LIKERT_KEYS})
             rows.append(row)
@@ -225,6 +226,7 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['model']} | {r['set']} | {_with_ci(r['accuracy'], r['accuracy_ci95'])} | {_fmt(r['accuracy_wl'])} | {_fmt(r['accuracy_lw'])} | "
                          f"{_fmt(r['parse_rate'])} | {_fmt(r['position_consistency'])} | {_fmt(r['a_rate'])} | "
                          f"{_fmt(r['accuracy_forced'])} | {_fmt(r['majority_accuracy'])} | {_fmt(r['rewardbench_overall'])} |")
+    lines += benchmark_lines(rows)
     if summary.get("changes"):
         lines += ["", "## Change in accuracy against the first judge", "",
                   "Paired: the same examples scored by both judges; 95% bootstrap interval of the mean difference.", "",
@@ -249,6 +251,26 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     lines += ["", "![evaluation](plots/eval.png)", "", "![learning curve](plots/learning_curve.png)", "",
               "![training](plots/training.png)", ""]
     return "\n".join(lines)
+
+
+def benchmark_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The benchmark sets' official numbers (overall, then each section), one table per benchmark, with its rule."""
+    lines: list[str] = []
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("benchmark"):
+            by_name.setdefault(r["benchmark"]["name"], []).append(r)
+    for name, rs in by_name.items():
+        sections = list(rs[0]["benchmark"]["sections"])
+        levels = [k for k in ("easy", "normal", "hard") if k in rs[0]["benchmark"]]
+        cols = ["judge", "set", "overall", *sections, *levels]
+        lines += ["", f"## {name}", "", f"Scoring: {rs[0]['benchmark']['scoring_rule']}.", "",
+                  "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for r in rs:
+            b = r["benchmark"]
+            values = [b["overall"], *(b["sections"].get(k) for k in sections), *(b[k] for k in levels)]
+            lines.append(f"| {r['model']} | {r['set']} | " + " | ".join(_fmt(v) for v in values) + " |")
+    return lines
 
 
 def verdict_distribution(params: Params) -> dict[str, dict[str, int]]:

@@ -119,7 +119,7 @@ EVAL = pa.schema(
         ("example_id", s),
         ("judge", s),
         ("judge_hash", s),
-        ("order", s),  # wl: the better answer shown as A; lw: shown as B
+        ("order", s),  # wl: the better answer shown as A; lw: shown as B; chosen_at_X (best of N); rating (Ties)
         ("text", s),
         ("verdict", s),
         ("parse_status", s),
@@ -127,7 +127,7 @@ EVAL = pa.schema(
         ("p_a", f64),
         ("p_b", f64),
         ("prior_a", f64),
-        ("score", f64),  # 1 correct, 0 wrong, 0.5 no verdict
+        ("score", f64),  # 1 correct, 0 wrong, 0.5 no verdict (best of 4: 0.25); null: a Ties rating or knockout match
         ("n_tokens", i64),
         ("finish_reason", s),
     ]
@@ -195,11 +195,13 @@ EVALSET = pa.schema(
         ("dataset", s),
         ("item_id", s),
         ("instruction", s),
-        ("better", s),
+        ("better", s),  # pairwise formats (llmbar, pairwise, rewardbench, judgebench); else null
         ("worse", s),
+        ("chosen", pa.list_(s)),  # formats with several completions (rewardbench2, rmbench); else null
+        ("rejected", pa.list_(s)),
         ("subset", s),
         ("source", s),  # the file or directory it was read from
-        ("source_format", s),  # llmbar | pairwise | rewardbench
+        ("source_format", s),  # llmbar | pairwise | rewardbench | rewardbench2 | judgebench | rmbench
     ]
 )
 

@@ -47,12 +47,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from .judging import ORDERS, Judged, PairwiseItem, winner
-from .loaders import InputError, id_field, read_jsonl, read_parquet_rows, text_field, unique_ids
+from .loaders import InputError, id_field, read_rows, text_field, unique_ids
+
+T = TypeVar("T")
 
 SCORING_RULE = ("official: 1 = a verdict the judge wrote for the better response, 0 = for the worse, 0.5 = none of its own "
                 "(unparsed; forced verdicts count only in accuracy_forced)")
@@ -132,8 +133,8 @@ WEIGHTING_RULE = (
 # --- loading -------------------------------------------------------------------------------------
 
 
-def _stratified_limit(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """At most `limit` rows, taken round-robin across subsets, in file order.
+def stratified_limit(rows: list[T], limit: int | None, subset: Callable[[T], str]) -> list[T]:
+    """At most `limit` rows, taken round-robin across subsets (`subset(row)`), in file order.
 
     RewardBench is sorted by subset, so the first N rows would all be Chat;
     round-robin keeps every subset represented as evenly as `limit` allows.
@@ -144,7 +145,7 @@ def _stratified_limit(rows: list[dict[str, Any]], limit: int | None) -> list[dic
         raise InputError(f"limit must be >= 0, got {limit}")
     by_subset: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
-        by_subset[str(r["subset"])].append(i)
+        by_subset[subset(r)].append(i)
     keep: list[int] = []
     depth = 0
     while len(keep) < limit:
@@ -155,42 +156,20 @@ def _stratified_limit(rows: list[dict[str, Any]], limit: int | None) -> list[dic
     return [rows[i] for i in sorted(keep)]
 
 
-def _read_hf(source: str, split: str) -> list[dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        raise InputError("loading RewardBench from the Hugging Face hub needs the `datasets` package") from None
-    try:
-        ds = datasets.load_dataset(source, split=split)
-    except Exception as e:  # hub, cache, offline and split errors all end here
-        raise InputError(
-            f"hf dataset {source!r} (split {split!r}): could not load ({type(e).__name__}: {e}); "
-            "pass a local .parquet/.jsonl file or a dataset available offline"
-        ) from None
-    return [dict(r) for r in ds]
-
-
 def load_rewardbench(
     source: str = DEFAULT_SOURCE, split: str = DEFAULT_SPLIT, limit: int | None = None
 ) -> tuple[list[PairwiseItem], dict[str, str]]:
     """RewardBench rows as pairwise items, plus the subset of every item id.
 
-    `source` ending in .parquet, .jsonl or .json (JSON lines) is read as a
-    local file; anything else is a Hugging Face dataset id (or a local dataset
-    directory) loaded with ``datasets.load_dataset(source, split=split)``.
+    `source` is a local .parquet, .jsonl or .json file or a Hugging Face
+    dataset id (or local dataset directory) read with `split`
+    (:func:`judgeloop.loaders.read_rows`).
     Every row needs the columns prompt, chosen, chosen_model, rejected,
     rejected_model, subset and id; a missing one, a non-string text, an empty
     or duplicate id fails with an InputError naming the file, row and field.
     `limit` keeps at most that many rows, round-robin across subsets.
     """
-    suffix = Path(source).suffix.lower()
-    if suffix in (".parquet", ".jsonl", ".json"):
-        path = Path(source)
-        rows = read_parquet_rows(path) if suffix == ".parquet" else read_jsonl(path)
-        where = str(path)
-    else:
-        rows = _read_hf(source, split)
-        where = f"hf dataset {source!r} (split {split!r})"
+    rows, where = read_rows(source, split)
     if not rows:
         raise InputError(f"{where}: no rows")
     ids = []
@@ -203,7 +182,7 @@ def load_rewardbench(
         ids.append(id_field(r, "id", f"{where}: row {i}"))
     unique_ids(ids, lambda i: f"row {i}", where)
     items, subsets = [], {}
-    for r in _stratified_limit(rows, limit):
+    for r in stratified_limit(rows, limit, lambda r: str(r["subset"])):
         item_id = id_field(r, "id", where)
         items.append(PairwiseItem(item_id=item_id, instruction=r["prompt"], better=r["chosen"], worse=r["rejected"]))
         subsets[item_id] = r["subset"]

@@ -68,6 +68,31 @@ SHORT_JUDGE_PROMPT = """Which response follows the user instruction better and a
 SHORT_JUDGE_PROMPT += _JUDGE_FIELDS
 JUDGE_TEMPLATES = {"standard": JUDGE_PROMPT, "short": SHORT_JUDGE_PROMPT}
 
+# -- judge: best of N, all candidates at once (RewardBench 2) ------------------------
+# The official RewardBench 2 script shows a generative judge the four completions
+# together (the correct one at a random position) and reads one of [[A]]..[[D]].
+# This is judgeloop's own wording of that task, with the same fields and markers.
+
+BEST_OF_N_PROMPT = """Act as an impartial judge of {n} AI assistant responses to the same user instruction. Choose the one response that follows the instruction best and answers it most correctly and helpfully.
+
+Briefly compare the responses: look for wrong facts or numbers and for ignored or misread constraints. Do not let the order of the responses, their length, or any names influence you.
+
+End with your final verdict in exactly this form: {markers}, naming the single best response.
+
+[User instruction]
+{instruction}
+{responses}"""
+
+
+def best_of_n_messages(instruction: str, responses: Sequence[str]) -> tuple[dict[str, str], ...]:
+    """One user turn showing every response under its letter (A, B, C, ...)."""
+    letters = [chr(ord("A") + i) for i in range(len(responses))]
+    shown = "".join(f"\n[Response {x}]\n{r}\n" for x, r in zip(letters, responses))
+    markers = ", ".join(f'"[[{x}]]"' for x in letters)
+    text = BEST_OF_N_PROMPT.format(n=len(responses), markers=markers, instruction=instruction, responses=shown)
+    return ({"role": "user", "content": text.rstrip("\n")},)
+
+
 # The text appended after the judge's own words when the verdict is forced.
 FORCED_VERDICT_CONTINUATION = "\n\nFinal verdict: [["
 
@@ -186,6 +211,18 @@ META_PROMPT = """Two graders wrote a rationale for the same score of the same re
 {b}
 
 End with "[[A]]" or "[[B]]"."""
+
+
+# The rubric a RewardBench 2 Ties completion is rated against (the Likert path): like the
+# official Ties rating prompt, it asks about correctness and helpfulness, not depth or detail.
+TIES_CRITERIA = "Does the response answer the instruction correctly and helpfully? (Depth and level of detail do not matter.)"
+TIES_DESCRIPTIONS = (
+    "The response is wrong or does not answer the instruction.",
+    "The response is mostly wrong or answers only a small part of the instruction.",
+    "The response is partly correct: a key part is wrong or missing.",
+    "The response is correct with minor flaws.",
+    "The response is fully correct and answers the instruction.",
+)
 
 
 CATEGORY_PROMPT = (
