@@ -36,6 +36,9 @@ class RuleBackend:
     def choice_logprobs(self, contexts, choices):
         return [{c: float("-inf") for c in choices} for _ in contexts]
 
+    def close(self):
+        pass
+
 
 def responses(prompt: str) -> dict[str, str]:
     """letter -> the (one-line) response shown under it."""
@@ -61,21 +64,16 @@ def evaluate(fmt: str, path: Path, rule, **kw):
 # --- RewardBench 2 -----------------------------------------------------------------------------
 
 
-def rb2_row(id_, subset, chosen, rejected, prompt="q"):
-    return {"id": id_, "prompt": prompt, "chosen": chosen, "rejected": rejected, "num_correct": len(chosen),
-            "num_rejected": len(rejected), "total_completions": len(chosen) + len(rejected), "models": ["m"],
-            "subset": subset, "additional_metadata": {"source": "s"}}
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-RB2_ROWS = [
-    rb2_row("0", "Factuality", ["GOOD"], ["x1", "x2", "x3"], prompt="right"),
-    rb2_row("1", "Factuality", ["GOOD"], ["x1", "PICKME", "x3"], prompt="wrong"),
-    rb2_row("2", "Factuality", ["GOOD"], ["x1", "x2", "x3"], prompt="mute"),
-    rb2_row("3", "Math", ["GOOD"], ["x1", "x2", "x3"], prompt="right"),
-    # Ties: each completion says the rating the judge gives it ("rate none": the judge writes no rating)
-    rb2_row("ref:1", "Ties", ["rate 5"], ["rate 3", "rate 2"]),
-    rb2_row("tied:1", "Ties", ["rate 5", "rate 4"], ["rate 3", "rate none"]),
-]
+def fixture_rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (FIXTURES / name).read_text().splitlines()]
+
+
+# Factuality "right" (the judge names GOOD), "wrong" (it names PICKME), "mute" (it names none); Math "right";
+# Ties ref:1 and tied:1, each completion saying the rating the judge gives it ("rate none": no rating)
+RB2_ROWS = fixture_rows("rewardbench2-mini.jsonl")
 
 
 def rb2_rule(prompt: str) -> str:
@@ -86,8 +84,8 @@ def rb2_rule(prompt: str) -> str:
     return {"right": pick(prompt, "GOOD"), "wrong": pick(prompt, "PICKME")}.get(instruction, "Hard to say.")
 
 
-def test_rewardbench2_sections_ties_and_overall_by_hand(tmp_path):
-    rows, summary = evaluate("rewardbench2", write_jsonl(tmp_path / "rb2.jsonl", RB2_ROWS), rb2_rule)
+def test_rewardbench2_sections_ties_and_overall_by_hand():
+    rows, summary = evaluate("rewardbench2", FIXTURES / "rewardbench2-mini.jsonl", rb2_rule)
     b = summary["benchmark"]
     # Factuality: right 1, wrong 0, unparsed 0.25 -> 1.25 / 3; Math: 1
     assert b["sections"]["Factuality"] == pytest.approx(1.25 / 3) and b["sections"]["Math"] == 1.0
@@ -173,20 +171,10 @@ def test_hub_id_fails_cleanly_offline(hf_offline):
 # --- JudgeBench --------------------------------------------------------------------------------
 
 
-def jb_row(pair_id, source, question, label):
-    good, bad = f"GOOD {pair_id}", f"BAD {pair_id}"
-    a, b = (good, bad) if label == "A>B" else (bad, good)
-    return {"pair_id": pair_id, "original_id": 1, "source": source, "question": question, "response_model": "gpt-4o",
-            "response_A": a, "response_B": b, "label": label}
-
-
-JB_ROWS = [
-    jb_row("p1", "mmlu-pro-law", "right", "A>B"),  # both orders right: +2
-    jb_row("p2", "mmlu-pro-math", "first", "B>A"),  # always [[A]]: +1 - 1 = 0, wrong
-    jb_row("p3", "livebench-reasoning", "half", "B>A"),  # right when the better is shown first, else nothing: +1
-    jb_row("p4", "livebench-math", "mute", "A>B"),  # unparsed twice (the forced fallback does not vote): 0
-    jb_row("p5", "livecodebench", "wrong", "A>B"),  # -2
-]
+# p1 mmlu-pro-law "right": both orders right, +2; p2 mmlu-pro-math "first": always [[A]], +1 - 1 = 0, wrong;
+# p3 livebench-reasoning "half": right when the better is shown first, else nothing, +1; p4 livebench-math "mute":
+# unparsed twice (the forced fallback does not vote), 0; p5 livecodebench "wrong": -2
+JB_ROWS = fixture_rows("judgebench-mini.jsonl")
 
 
 def jb_rule(prompt: str) -> str:
@@ -197,8 +185,8 @@ def jb_rule(prompt: str) -> str:
     return {"right": pick(prompt, "GOOD"), "first": "[[A]]", "wrong": pick(prompt, "BAD")}.get(q, "no idea")
 
 
-def test_judgebench_votes_summed_net_zero_wrong_per_category(tmp_path):
-    _, summary = evaluate("judgebench", write_jsonl(tmp_path / "jb.jsonl", JB_ROWS), jb_rule)
+def test_judgebench_votes_summed_net_zero_wrong_per_category():
+    _, summary = evaluate("judgebench", FIXTURES / "judgebench-mini.jsonl", jb_rule)
     b = summary["benchmark"]
     assert b["sections"] == {"knowledge": 0.5, "reasoning": 1.0, "math": 0.0, "coding": 0.0}
     assert b["overall"] == pytest.approx(2 / 5) and b["n"]["knowledge"] == 2 and b["name"] == "JudgeBench"
@@ -222,10 +210,9 @@ def test_judgebench_bad_rows(tmp_path, bad, says):
 # --- RM-Bench ----------------------------------------------------------------------------------
 
 
-def rmb_row(id_, domain, prompt):
-    # style k is k+1 words long, so a judge that prefers the longer response prefers the fancier style
-    return {"id": id_, "prompt": prompt, "chosen": [" ".join(["GOOD"] * (k + 1)) for k in range(3)],
-            "rejected": [" ".join(["FAIL"] * (k + 1)) for k in range(3)], "domain": domain}
+# style k of prompt 1 ("style", chat) and 2 ("substance", safety-refuse) is k+1 words long (GOOD / FAIL), so a
+# judge that prefers the longer response prefers the fancier style
+RMB_ROWS = json.loads((FIXTURES / "rmbench-mini.json").read_text())
 
 
 def rmb_rule(prompt: str) -> str:
@@ -235,10 +222,8 @@ def rmb_rule(prompt: str) -> str:
     return pick(prompt, "GOOD")
 
 
-def test_rmbench_grid_easy_normal_hard_ties_wrong(tmp_path):
-    path = tmp_path / "total_dataset.json"  # published as one JSON list
-    path.write_text(json.dumps([rmb_row(1, "chat", "style"), rmb_row(2, "safety-refuse", "substance")]))
-    rows, summary = evaluate("rmbench", path, rmb_rule)
+def test_rmbench_grid_easy_normal_hard_ties_wrong():
+    rows, summary = evaluate("rmbench", FIXTURES / "rmbench-mini.json", rmb_rule)  # published as one JSON list
     b = summary["benchmark"]
     # chat: chosen fancier (easy) always right; same style: a tie, wrong; chosen plainer (hard) always wrong
     assert b["domains"]["chat"] == {"easy": 1.0, "normal": 0.0, "hard": 0.0, "score": pytest.approx(1 / 3)}
@@ -250,12 +235,12 @@ def test_rmbench_grid_easy_normal_hard_ties_wrong(tmp_path):
 
 
 def test_rmbench_single_order_and_bad_rows(tmp_path):
-    path = write_jsonl(tmp_path / "rmb.jsonl", [rmb_row("a", "code", "substance")])
+    path = write_jsonl(tmp_path / "rmb.jsonl", [RMB_ROWS[1] | {"domain": "code"}])
     rows, summary = evaluate("rmbench", path, rmb_rule, orders_mode="random_seeded")
     assert len(rows) == 9 and summary["benchmark"]["sections"]["code"] == 1.0
     for bad, says in [({"chosen": ["a", "b"]}, "field 'chosen' must be a list of 3 strings, got a list of 2"),
                       ({"domain": "poetry"}, "field 'domain' must be one of ['chat', 'math', 'code', 'safety']")]:
-        write_jsonl(path, [rmb_row("a", "code", "x") | bad])
+        write_jsonl(path, [RMB_ROWS[1] | bad])
         with pytest.raises(InputError, match=re.escape(says)):
             load_set("rmbench", str(path))
 
@@ -264,3 +249,52 @@ def test_benchmarks_refuse_several_samples(tmp_path):
     path = write_jsonl(tmp_path / "jb.jsonl", JB_ROWS)
     with pytest.raises(ValueError, match="one greedy judgment"):
         evaluate("judgebench", path, jb_rule, samples=3)
+
+
+# --- the command line and the pipeline -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt, fixture, rule, says", [
+    ("rewardbench2", "rewardbench2-mini.jsonl", rb2_rule, ["RewardBench 2: overall  0.6722", "RewardBench 2: Factuality  0.4167",
+                                                          "RewardBench 2: Ties  0.6", "RewardBench 2: Safety  -",
+                                                          "RewardBench 2 (official): best-of-4"]),
+    ("judgebench", "judgebench-mini.jsonl", jb_rule, ["JudgeBench: overall  0.4", "JudgeBench: knowledge  0.5",
+                                                      "JudgeBench scoring: JudgeBench (official)", "scoring: official: 1 ="]),
+    ("rmbench", "rmbench-mini.json", rmb_rule, ["RM-Bench: overall  0.6667", "RM-Bench: hard  0.5", "RM-Bench: chat  0.3333",
+                                                "RM-Bench scoring: RM-Bench (official)"]),
+])
+def test_judge_command_prints_the_headline_sections_and_rule(capsys, monkeypatch, tmp_path, fmt, fixture, rule, says):
+    import judgeloop.apply as apply
+    from judgeloop.cli import main
+
+    monkeypatch.setattr(apply, "_backend", lambda model, gen, workdir: RuleBackend(rule))
+    out_file = tmp_path / "o.parquet"
+    code = main(["judge", str(FIXTURES / fixture), "--format", fmt, "--model", "nobody/judge", "--output", str(out_file)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    for s in says:
+        assert any(" ".join(s.split()) in line for line in lines), (s, out)
+    assert pq.read_table(out_file).num_rows > 0
+
+
+def test_evalset_stage_keeps_every_completion(tmp_path, monkeypatch):
+    """The evalset stage's Parquet copy of a best-of-4 or style-grid set gives back the same items."""
+    from types import SimpleNamespace
+
+    from judgeloop import pipeline
+    from judgeloop.config import EvalSet
+
+    monkeypatch.chdir(tmp_path)
+    for name, fmt, fixture in [("rb2", "rewardbench2", "rewardbench2-mini.jsonl"), ("jb", "judgebench", "judgebench-mini.jsonl")]:
+        es = EvalSet(name=name, format=fmt, path=str(FIXTURES / fixture))
+        params = SimpleNamespace(evaluation=SimpleNamespace(sets=[es]))
+        pipeline.run_evalset(params, SimpleNamespace(name=name))
+        assert pipeline._evalset_items(name) == load_set(fmt, es.path)
+
+
+def test_metrics_carry_the_benchmark_headline():
+    from judgeloop.metrics import eval_metrics
+
+    sets = {"jb": {"accuracy": 0.6, "parse_rate": 0.9, "benchmark": {"overall": 0.4}}}
+    assert eval_metrics("it1", sets, "pairwise")["it1"]["jb"]["score"] == 0.4

@@ -140,6 +140,9 @@ def test_judge_flags_have_ranges(capsys, flag, value):
 LLMBAR_OK = {"input": "q", "output_1": "a", "output_2": "b", "label": 1}
 PAIR_OK = {"prompt": "q", "chosen": "a", "rejected": "b"}
 RB_OK = {"prompt": "q", "chosen": "a", "chosen_model": "m", "rejected": "b", "rejected_model": "m", "subset": "s", "id": 1}
+RB2_OK = {"id": "0", "prompt": "q", "chosen": ["a"], "rejected": ["b", "c", "d"], "subset": "Focus"}
+JB_OK = {"pair_id": "p", "source": "livecodebench", "question": "q", "response_A": "a", "response_B": "b", "label": "A>B"}
+RMB_OK = {"id": 1, "prompt": "q", "chosen": ["a", "b", "c"], "rejected": ["d", "e", "f"], "domain": "math"}
 LIKERT_OK = {"id": "r1", "instruction": "q", "response": "a", "criteria": "c", "gold_score": 3,
              **{f"score{k}_description": f"d{k}" for k in range(1, 6)}}
 
@@ -158,6 +161,10 @@ LIKERT_OK = {"id": "r1", "instruction": "q", "response": "a", "criteria": "c", "
     ("rewardbench", [RB_OK, RB_OK], "row 1", "duplicate id '1', first seen at row 0"),
     ("rewardbench", [RB_OK | {"id": 2.5}], "row 0", "field 'id' must be a non-empty id"),
     ("rewardbench", [RB_OK | {"rejected": False}], "row 0", "field 'rejected' must be a string, got a boolean False"),
+    ("rewardbench2", [RB2_OK, RB2_OK | {"id": "1", "rejected": ["b"]}], "row 1", "field 'rejected' must be a list of 3 strings, got a list of 1"),
+    ("rewardbench2", [RB2_OK | {"subset": "Ties"}], "row 0", "field 'id' of a Ties row must be 'ref:<prompt>' or 'tied:<prompt>'"),
+    ("judgebench", [JB_OK | {"label": "B>>A"}], "row 0", "field 'label' must be one of ['A>B', 'B>A'], got 'B>>A'"),
+    ("rmbench", [RMB_OK | {"rejected": ["d", 5, "f"]}], "row 0", "field 'rejected' item 1 must be a string, got a number 5"),
     ("likert", [LIKERT_OK | {"gold_score": 3.5}], "row 0", "field 'gold_score' must be an integer from 1 to 5, got a number 3.5"),
     ("likert", [LIKERT_OK | {"gold_score": float("inf")}], "row 0", "field 'gold_score' must be an integer from 1 to 5, got a number inf"),
     ("likert", [LIKERT_OK | {"gold_score": True}], "row 0", "field 'gold_score' must be an integer from 1 to 5, got a boolean True"),

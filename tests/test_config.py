@@ -323,6 +323,20 @@ def test_evaluation_models_unknown_iteration(data):
     assert "it1" in msg and "it2" in msg  # what is allowed
 
 
+def test_benchmark_eval_sets(data):
+    """RewardBench 2, JudgeBench and RM-Bench sets are accepted; they are scored on one greedy judgment."""
+    data["evaluation"]["sets"] = [{"name": "rb2", "format": "rewardbench2", "path": "rb2.parquet", "best_of_n": "knockout"},
+                                  {"name": "jb", "format": "judgebench", "path": "jb.jsonl"},
+                                  {"name": "rmb", "format": "rmbench", "path": "total_dataset.json", "limit": 10}]
+    sets = parse_params(data).evaluation.sets
+    assert [s.best_of_n for s in sets] == ["knockout", "all_at_once", "all_at_once"] and sets[0].split is None
+    data["evaluation"]["samples"] = 5
+    assert "evaluation.samples > 1 is not defined for the benchmark sets ['rb2', 'jb', 'rmb']" in config_error(data)
+    data["evaluation"]["samples"] = 1
+    data["evaluation"]["sets"][0]["best_of_n"] = "tournament"
+    assert "evaluation.sets.0.best_of_n" in config_error(data)
+
+
 def test_duplicate_eval_set_names(data):
     s = {"name": "x", "format": "llmbar", "path": "a.json"}
     data["evaluation"]["sets"] = [s, dict(s, path="b.json")]

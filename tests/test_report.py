@@ -36,3 +36,21 @@ def test_report_shows_intervals_and_the_paired_change(tmp_path, monkeypatch):
     assert "item_scores" not in json.dumps(summary["models"])  # per-example scores stay in stats/
     assert os.path.exists("reports/plots/judges/synthetic.json") and os.path.exists("reports/plots/learning_curve.png")
     assert summary["trained_on"]["it0"] == 0 and "learning_curve.png" in md
+
+
+def test_report_has_a_table_per_benchmark_with_its_rule(tmp_path, monkeypatch):
+    from judgeloop.benchmarks import RB2_RULE
+
+    params = load_params(PARAMS)
+    _eval(tmp_path, "it0", {f"e{i}": 0.5 for i in range(10)}, 0.5)
+    ev = json.loads((tmp_path / "stats" / "it0" / "eval.json").read_text())
+    sections = {"Factuality": 0.5, "Precise IF": None, "Math": 1.0, "Safety": 0.25, "Focus": 0.75, "Ties": 0.6}
+    ev["sets"]["rb2"] = {"n_examples": 4, "parse_rate": 0.75, "scoring_rule": RB2_RULE,
+                         "benchmark": {"name": "RewardBench 2", "overall": 0.62, "sections": sections, "scoring_rule": RB2_RULE}}
+    (tmp_path / "stats" / "it0" / "eval.json").write_text(json.dumps(ev))
+    monkeypatch.chdir(tmp_path)
+    build_report(params)
+    md = Path("reports/summary.md").read_text()
+    assert f"## RewardBench 2\n\nScoring: {RB2_RULE}." in md
+    assert "| judge | set | overall | Factuality | Precise IF | Math | Safety | Focus | Ties |" in md
+    assert "| it0 | rb2 | 0.620 | 0.500 | - | 1.000 | 0.250 | 0.750 | 0.600 |" in md
