@@ -284,17 +284,19 @@ def test_evalset_stage_keeps_every_completion(tmp_path, monkeypatch):
 
     from judgeloop import pipeline
     from judgeloop.config import EvalSet
+    from judgeloop.io import read_parquet
+    from judgeloop.methods.pairwise import evalset_items
 
     monkeypatch.chdir(tmp_path)
     for name, fmt, fixture in [("rb2", "rewardbench2", "rewardbench2-mini.jsonl"), ("jb", "judgebench", "judgebench-mini.jsonl")]:
         es = EvalSet(name=name, format=fmt, path=str(FIXTURES / fixture))
         params = SimpleNamespace(evaluation=SimpleNamespace(sets=[es]))
         pipeline.run_evalset(params, SimpleNamespace(name=name))
-        assert pipeline._evalset_items(name) == load_set(fmt, es.path)
+        assert evalset_items(read_parquet(pipeline.evalset_path(name))) == load_set(fmt, es.path)
 
 
 def test_metrics_carry_the_benchmark_headline():
-    from judgeloop.metrics import eval_metrics
+    from judgeloop.metrics import PAIRWISE_EVAL, eval_metrics
 
     sets = {"jb": {"accuracy": 0.6, "parse_rate": 0.9, "benchmark": {"overall": 0.4}}}
-    assert eval_metrics("it1", sets, "pairwise")["it1"]["jb"]["score"] == 0.4
+    assert eval_metrics("it1", sets, PAIRWISE_EVAL, "synthetic")["it1"]["jb"]["score"] == 0.4

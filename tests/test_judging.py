@@ -1,23 +1,9 @@
 """Pairwise judging with a scripted engine: which texts may get a forced verdict."""
 
-from judgeloop.backends import Completion, Sampling
+from fakes import ScriptedBackend
+
+from judgeloop.backends import Sampling
 from judgeloop.judging import PairwiseItem, judge_items
-
-
-class ScriptedBackend:
-    """Canned completions, one per sample, and a next-token distribution that always prefers A."""
-
-    model_name, model_hash = "scripted", "0"
-
-    def __init__(self, texts: list[str]):
-        self.texts, self.forced_contexts = texts, []
-
-    def generate(self, requests, desc=""):
-        return [[Completion(r.request_id, i, self.texts[i], 5, 3, "stop") for i in range(r.sampling.n)] for r in requests]
-
-    def choice_logprobs(self, contexts, choices):
-        self.forced_contexts += contexts
-        return [{"A": -0.1, "B": -2.3} for _ in contexts]
 
 
 def test_forced_verdicts_only_for_texts_with_no_verdict():

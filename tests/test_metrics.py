@@ -1,20 +1,20 @@
 """The few numbers DVC compares: short, unique column names, nested under the judge or iteration."""
 
-from judgeloop.metrics import eval_metrics, iteration_metrics
+from judgeloop.metrics import LIKERT_EVAL, PAIRWISE_EVAL, eval_metrics, iteration_metrics
 
 SUMMARY = {"accuracy": 0.61234, "parse_rate": 0.9, "a_rate": 0.45, "position_consistency": 0.4, "n_examples": 20,
            "n_judgments": 40, "accuracy_by_order": {"wl": 0.7, "lw": 0.5}, "scoring_rule": "..."}
 
 
 def test_eval_metrics_put_the_synthetic_set_first_and_nest_the_others():
-    got = eval_metrics("it1", {"synthetic": SUMMARY, "llmbar-natural": SUMMARY | {"n_examples": 100}}, "pairwise")
+    got = eval_metrics("it1", {"synthetic": SUMMARY, "llmbar-natural": SUMMARY | {"n_examples": 100}}, PAIRWISE_EVAL, "synthetic")
     row = {"acc": 0.6123, "parse": 0.9, "a_share": 0.45, "consist": 0.4, "n": 20}
     assert got == {"it1": row | {"llmbar-natural": row | {"n": 100}}}
 
 
 def test_likert_eval_metrics_use_agreement_with_gold():
     got = eval_metrics("it0", {"rubrics": {"spearman": 0.5, "exact": 0.25, "within_1": 0.75, "parse_rate": 0.0, "n": 8,
-                                           "pearson": 0.4}}, "likert")
+                                           "pearson": 0.4}}, LIKERT_EVAL, "rubrics")
     assert got == {"it0": {"spearman": 0.5, "exact": 0.25, "within_1": 0.75, "parse": 0.0, "n": 8}}
 
 

@@ -52,7 +52,7 @@ def judge_file(
         check_samples(fmt, samples)
         items, subsets = load_set(fmt, path, limit)
     elif fmt == "likert":
-        from .likert import parse_items, rubric_rows
+        from .likert import likert_metrics, parse_items, rubric_rows
 
         where, rows = rubric_rows("parquet" if path.endswith(".parquet") else "jsonl", path)
         likert_items = parse_items(rows[:limit] if limit else rows, layout, where, name)
@@ -69,21 +69,11 @@ def judge_file(
             )
             write_parquet(to_table("eval", rows), output)
         else:
-            from .backends import Sampling
-            from .likert import judge_likert, likert_metrics
+            from .methods.likert import score_items
 
-            greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, n=1, seed=0)
-            judged_l = judge_likert(likert_items, backend, greedy, fallback, seed_key="judge", desc="judge")
-            gold = {i.item_id: i.gold_score for i in likert_items}
-            summary = likert_metrics([j.score for j in judged_l], [gold[j.item_id] for j in judged_l], [j.parse_status for j in judged_l])
-            out_rows = [
-                {"dataset": name, "example_id": j.item_id, "judge": backend.model_name, "judge_hash": backend.model_hash,
-                 "text": j.text, "score": j.score, "gold_score": gold[j.item_id], "parse_status": j.parse_status,
-                 "score_source": j.score_source, "expected_score": j.expected_score, "n_tokens": j.n_tokens,
-                 "finish_reason": j.finish_reason}
-                for j in judged_l
-            ]
-            write_parquet(to_table("likert_eval", out_rows), output)
+            table, judged, golds = score_items(likert_items, backend, max_tokens, fallback, name, "judge", "judge")
+            summary = likert_metrics([j.score for j in judged], golds, [j.parse_status for j in judged])
+            write_parquet(table, output)
         summary["judge"] = backend.model_name
         summary["seconds"] = round(time.time() - t0, 1)
         backend.close()

@@ -28,15 +28,14 @@ from typing import Any
 # metric name -> key in the full evaluation summary (evaluation.summarise, likert.likert_metrics)
 PAIRWISE_EVAL = {"acc": "accuracy", "parse": "parse_rate", "a_share": "a_rate", "consist": "position_consistency", "n": "n_examples"}
 LIKERT_EVAL = {"spearman": "spearman", "exact": "exact", "within_1": "within_1", "parse": "parse_rate", "n": "n"}
-HEADLINE_SET = {"pairwise": "synthetic", "likert": "rubrics"}
 
 
 def _r(x: Any) -> Any:
     return round(x, 4) if isinstance(x, float) else x
 
 
-def eval_metrics(judge: str, sets: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
-    keys = LIKERT_EVAL if method == "likert" else PAIRWISE_EVAL
+def eval_metrics(judge: str, sets: dict[str, dict[str, Any]], keys: dict[str, str], headline: str) -> dict[str, Any]:
+    """{judge: numbers}: `keys` (metric name -> summary key) of each set; the `headline` set's at the top level."""
     out: dict[str, Any] = {}
     for name, s in sets.items():
         numbers = {m: _r(s.get(k)) for m, k in keys.items()}
@@ -44,7 +43,7 @@ def eval_metrics(judge: str, sets: dict[str, dict[str, Any]], method: str) -> di
             numbers["score"] = _r(s["benchmark"]["overall"])
         if s.get("accuracy_ci95"):  # the 95% interval of acc, as two columns
             numbers["acc_lo"], numbers["acc_hi"] = s["accuracy_ci95"]
-        if name == HEADLINE_SET.get(method):
+        if name == headline:
             out.update(numbers)
         else:
             out[name] = numbers

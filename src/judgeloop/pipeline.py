@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .config import ConfigError, Params, load_params
 from .io import inside, read_parquet, write_json, write_parquet
+from .methods import method_of
 from .plan import memory_problem
 
 log = logging.getLogger("judgeloop")
@@ -65,126 +66,13 @@ def run_pairs(params: Params, args: Any) -> None:
 
 def run_rubrics(params: Params, args: Any) -> None:
     """Likert items with gold scores, split by hash like the prompts (method: likert)."""
-    from .likert import source_items, split_items, synthetic_items
-    from .schemas import to_table
+    from .methods import likert
 
-    lk = params.likert
-    items = source_items(lk)
-    if lk.synthetic:
-        items += synthetic_items(read_parquet(DATA / "pairs.parquet").to_pylist(), *lk.synthetic_gold)
-    ids = [it.item_id for it in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError("likert.sources: item ids collide across sources; give each source a distinct `name`")
-    splits = split_items(items, lk.split.seed, lk.split.eval_fraction, lk.split.iteration_fractions)
-    rows = [
-        {
-            "item_id": it.item_id, "instruction": it.instruction, "response": it.response,
-            "reference_answer": it.reference_answer, "criteria": it.criteria,
-            **{f"score{k + 1}_description": d for k, d in enumerate(it.descriptions)},
-            "gold_score": it.gold_score, "capability": it.capability, "source": it.source, "split": splits[it.item_id],
-        }
-        for it in sorted(items, key=lambda i: i.item_id)
-    ]
-    write_parquet(to_table("rubrics", rows), DATA / "rubrics.parquet")
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["split"]] = counts.get(r["split"], 0) + 1
-    log.info("data/rubrics.parquet: %d items; per split %s", len(rows), counts)
-
-
-def _rubric_items(split: str) -> list[Any]:
-    from .likert import RubricItem
-
-    return [
-        RubricItem(r["item_id"], r["instruction"], r["response"], r["reference_answer"], r["criteria"],
-                   tuple(r[f"score{k}_description"] for k in range(1, 6)), r["gold_score"], r["capability"], r["source"])
-        for r in read_parquet(DATA / "rubrics.parquet").to_pylist()
-        if r["split"] == split
-    ]
-
-
-def _judge_likert(params: Params, it: str) -> None:
-    from .backends import Sampling, make_backend
-    from .likert import judge_likert
-    from .schemas import to_table
-
-    cfg = params.judging_for(it)
-    prev = params.iterations[it].prev
-    items = _rubric_items(params.pairs_split(it))
-    log.info("judge@%s (likert): %d items x %d samples with models/%s", it, len(items), cfg.samples, prev)
-    backend = make_backend(model_dir(prev), params.generation)
-    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.samples, cfg.seed)
-    gold = {i.item_id: i.gold_score for i in items}
-    t0 = time.time()
-    judged = judge_likert(items, backend, sampling, cfg.verdict_fallback, seed_key=it, desc=f"judge@{it}")
-    sampling_json = json.dumps(sampling.to_dict() | {"verdict_fallback": cfg.verdict_fallback}, sort_keys=True)
-    rows = [
-        {
-            "judgment_id": f"{it}:{j.item_id}:{j.sample_idx}", "item_id": j.item_id, "iteration": it,
-            "judge_model": backend.model_name, "judge_hash": backend.model_hash, "sample_idx": j.sample_idx,
-            "seed": j.seed, "sampling": sampling_json, "text": j.text, "score": j.score, "parse_status": j.parse_status,
-            "score_source": j.score_source, "expected_score": j.expected_score, "gold_score": gold[j.item_id],
-            "n_tokens": j.n_tokens, "finish_reason": j.finish_reason,
-        }
-        for j in judged
-    ]
-    write_parquet(to_table("likert_judgments", rows), DATA / it / "judgments.parquet")
-    stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"throughput": stats, "judgments": len(rows), "items": len(items)}, STATS / it / "judge.json")
-
-
-def _curate_likert(params: Params, it: str) -> None:
-    from .likert import curate_likert, make_meta_judge
-    from .schemas import check_table, to_table
-
-    path = DATA / it / "judgments.parquet"
-    table = read_parquet(path)
-    check_table("likert_judgments", table, str(path))
-    items = {i.item_id: i for i in _rubric_items(params.pairs_split(it))}
-    cfg, lk = params.curation_for(it), params.likert
-    meta = None
-    if lk.tie_break == "meta_judge":
-        from .backends import make_backend
-
-        meta = make_meta_judge(make_backend(model_dir(params.iterations[it].prev), params.generation), lk.meta_judge_max_tokens,
-                               seed=cfg.seed)
-    dpo, sft, funnel = curate_likert(table.to_pylist(), items, it, cfg.seed, cfg.pairs_per_input, lk.tie_break, meta,
-                                     cfg.dpo_chosen)
-    write_parquet(to_table("dpo", dpo), DATA / it / "dpo.parquet")
-    write_parquet(to_table("sft", sft), DATA / it / "sft.parquet")
-    write_json(funnel, STATS / it / "curation.json")
-    if "empty_reason" in funnel:
-        log.warning("curate@%s: the DPO set is EMPTY: %s", it, funnel["empty_reason"])
-
-
-def _evaluate_likert(params: Params, name: str) -> None:
-    from .backends import Sampling, make_backend
-    from .likert import judge_likert, likert_metrics
-    from .schemas import to_table
-
-    items = _rubric_items("eval")
-    backend = make_backend(model_dir(name), params.generation)
-    greedy = Sampling(temperature=0.0, top_p=1.0, max_tokens=params.evaluation.max_tokens, n=1, seed=0)
-    t0 = time.time()
-    judged = judge_likert(items, backend, greedy, params.evaluation.verdict_fallback, seed_key="eval", desc=f"evaluate@{name}")
-    gold = {i.item_id: i.gold_score for i in items}
-    rows = [
-        {"dataset": "rubrics", "example_id": j.item_id, "judge": backend.model_name, "judge_hash": backend.model_hash,
-         "text": j.text, "score": j.score, "gold_score": gold[j.item_id], "parse_status": j.parse_status,
-         "score_source": j.score_source, "expected_score": j.expected_score, "n_tokens": j.n_tokens,
-         "finish_reason": j.finish_reason}
-        for j in judged
-    ]
-    golds, statuses = [gold[j.item_id] for j in judged], [j.parse_status for j in judged]
-    # the official rule: only scores the judge wrote; forced ones beside, under their own name
-    metrics = likert_metrics([j.score if j.score_source == "parsed" else None for j in judged], golds, statuses)
-    metrics["forced_rate"] = round(sum(j.score_source == "forced" for j in judged) / max(1, len(judged)), 4)
-    if metrics["forced_rate"]:
-        metrics["with_forced"] = likert_metrics([j.score for j in judged], golds, statuses)
-    write_parquet(to_table("likert_eval", rows), DATA / name / "eval.parquet")
-    throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    _write_eval(name, "likert", {"rubrics": metrics}, throughput)
-    log.info("evaluate@%s rubrics: %s", name, metrics)
+    pairs = read_parquet(DATA / "pairs.parquet") if params.likert.synthetic else None
+    table = likert.build_items(params, pairs)
+    write_parquet(table, DATA / "rubrics.parquet")
+    splits = table.group_by("split").aggregate([("item_id", "count")]).to_pylist()
+    log.info("data/rubrics.parquet: %d items; per split %s", table.num_rows, {r["split"]: r["item_id_count"] for r in splits})
 
 
 def evalset_path(name: str) -> Path:
@@ -213,82 +101,35 @@ def run_evalset(params: Params, args: Any) -> None:
     log.info("%s: %d examples from %s (%s)", evalset_path(es.name), len(rows), es.path, es.format)
 
 
-def _evalset_items(name: str) -> tuple[list[Any], dict[str, str]]:
-    """The items the evalset stage wrote: pairs, or candidate sets (rows with chosen/rejected lists)."""
-    from .benchmarks import CandidateItem
-    from .judging import PairwiseItem
-    from .schemas import check_table
-
-    path = evalset_path(name)
-    table = read_parquet(path)
-    check_table("evalset", table, str(path))
-    rows = table.to_pylist()
-    items = [CandidateItem(r["item_id"], r["instruction"], tuple(r["chosen"]), tuple(r["rejected"]), r["subset"])
-             if r["chosen"] is not None else PairwiseItem(r["item_id"], r["instruction"], r["better"], r["worse"]) for r in rows]
-    return items, {r["item_id"]: r["subset"] for r in rows if r["subset"]}
+def _items_path(params: Params) -> Path:
+    """The items the method judges: data/pairs.parquet or data/rubrics.parquet."""
+    return DATA / f"{method_of(params.method).ITEMS}.parquet"
 
 
-def _ok_pairs(split: str) -> list[dict[str, Any]]:
-    return [r for r in read_parquet(DATA / "pairs.parquet").to_pylist() if r["split"] == split and r["gen_status"] == "ok"]
+def _backend_of(params: Params, name: str) -> Any:
+    from .backends import make_backend
+
+    return make_backend(model_dir(name), params.generation)
 
 
 def run_judge(params: Params, args: Any) -> None:
-    from .backends import Sampling, make_backend
-    from .judging import PairwiseItem, judge_items, judgment_fields
-    from .schemas import to_table
-
     it = args.iteration
-    if params.method == "likert":
-        return _judge_likert(params, it)
-    cfg = params.judging_for(it)
-    prev = params.iterations[it].prev
-    split = params.pairs_split(it)
-    pairs = _ok_pairs(split)
-    log.info("judge@%s: %d pairs%s x 2 orders x %d samples with models/%s", it, len(pairs),
-             f" (of {split})" if split != it else "", cfg.samples, prev)
-    backend = make_backend(model_dir(prev), params.generation)
-    items = [PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]) for p in pairs]
-    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.samples, cfg.seed)
+    method = method_of(params.method)
+    items = read_parquet(_items_path(params))
+    backend = _backend_of(params, params.iterations[it].prev)
     t0 = time.time()
-    judged = judge_items(items, backend, sampling, cfg.verdict_fallback, seed_key=it, desc=f"judge@{it}",
-                         calibration=cfg.forced_calibration, template=params.judge_template)
-    sampling_json = json.dumps(sampling.to_dict() | {"verdict_fallback": cfg.verdict_fallback, "template": params.judge_template,
-                                                     "forced_calibration": cfg.forced_calibration}, sort_keys=True)
-    rows = [
-        {
-            "judgment_id": f"{it}:{j.item_id}:{j.order}:{j.sample_idx}",
-            "pair_id": j.item_id,
-            "iteration": it,
-            "judge_model": backend.model_name,
-            "judge_hash": backend.model_hash,
-            "sample_idx": j.sample_idx,
-            "seed": j.seed,
-            "sampling": sampling_json,
-            "correct": j.correct,
-            **judgment_fields(j),
-            "len_a": j.len_a,
-            "len_b": j.len_b,
-        }
-        for j in judged
-    ]
-    write_parquet(to_table("judgments", rows), DATA / it / "judgments.parquet")
+    table, counts = method.judge(params, it, items, backend)
+    write_parquet(table, DATA / it / "judgments.parquet")
     stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    write_json({"throughput": stats, "judgments": len(rows), "pairs": len(pairs)}, STATS / it / "judge.json")
+    write_json({"throughput": stats, "judgments": table.num_rows, **counts}, STATS / it / "judge.json")
 
 
 def run_curate(params: Params, args: Any) -> None:
-    from .curation import curate_files
-
     it = args.iteration
-    if params.method == "likert":
-        return _curate_likert(params, it)
-    cfg = params.curation_for(it)
-    sft_funnel, dpo_funnel = curate_files(DATA / it / "judgments.parquet", DATA / "pairs.parquet", cfg, it,
-                                          DATA / it / "sft.parquet", DATA / it / "dpo.parquet", template=params.judge_template)
-    write_json(sft_funnel | {"dpo": dpo_funnel}, STATS / it / "curation.json")
-    for name, funnel in (("SFT", sft_funnel), ("DPO", dpo_funnel)):
-        if "empty_reason" in funnel:
-            log.warning("curate@%s: the %s set is EMPTY: %s", it, name, funnel["empty_reason"])
+    funnel = method_of(params.method).curate(params, it, DATA / it / "judgments.parquet", _items_path(params),
+                                             DATA / it / "sft.parquet", DATA / it / "dpo.parquet",
+                                             lambda: _backend_of(params, params.iterations[it].prev))
+    write_json(funnel, STATS / it / "curation.json")
 
 
 
@@ -297,29 +138,20 @@ def run_validate(params: Params, args: Any) -> None:
     from .validation import raise_on_failure, validate_files
 
     it = args.iteration
-    files = {"pairs": str(DATA / "pairs.parquet"), "judgments": str(DATA / it / "judgments.parquet"),
-             "sft": str(DATA / it / "sft.parquet"), "dpo": str(DATA / it / "dpo.parquet")}
-    if params.method == "likert":
-        files = {"rubrics": str(DATA / "rubrics.parquet"), "likert_judgments": str(DATA / it / "judgments.parquet"),
-                 "likert_sft": str(DATA / it / "sft.parquet"), "dpo": str(DATA / it / "dpo.parquet")}
-    if params.method != "likert":
-        _check_no_eval_leak(it)
+    method = method_of(params.method)
+    paths = {"pairs": DATA / "pairs.parquet", "rubrics": DATA / "rubrics.parquet"} | dict.fromkeys(
+        ("judgments", "likert_judgments"), DATA / it / "judgments.parquet") | dict.fromkeys(
+        ("sft", "likert_sft"), DATA / it / "sft.parquet") | {"dpo": DATA / it / "dpo.parquet"}
+    items, judgments = paths[method.ITEMS], paths[method.JUDGMENTS]
+    if leaked := method.leaked(read_parquet(items), read_parquet(judgments)):
+        raise ValueError(f"validate@{it}: {len(leaked)} item(s) judged for training in {it} are in the evaluation "
+                         f"split too (the test set would be trained on): {method.LEAK_ID} {', '.join(leaked[:5])}")
     balanced = params.curation_for(it).balance == "truncate"
-    reports = validate_files(files, str(REPORTS / it / "validation"), ab_tolerance=0.2 if balanced else None)
+    reports = validate_files({kind: str(paths[kind]) for kind in method.VALIDATED}, str(REPORTS / it / "validation"),
+                             ab_tolerance=0.2 if balanced else None)
     for r in reports:
         log.info("validate@%s: %s %s", it, r.dataset, "ok" if r.success else "FAILED")
     raise_on_failure(reports)
-
-
-def _check_no_eval_leak(it: str) -> None:
-    """No prompt judged (and so trained on) in `it` is also in the evaluation split."""
-    pairs = read_parquet(DATA / "pairs.parquet").select(["pair_id", "prompt_id", "split"]).to_pylist()
-    judged = set(read_parquet(DATA / it / "judgments.parquet").column("pair_id").to_pylist())
-    eval_prompts = {p["prompt_id"] for p in pairs if p["split"] == "eval"}
-    leaked = sorted({p["prompt_id"] for p in pairs if p["pair_id"] in judged} & eval_prompts)
-    if leaked:
-        raise ValueError(f"validate@{it}: {len(leaked)} prompt(s) judged for training in {it} are in the evaluation "
-                         f"split too (the test set would be trained on): prompt_id {', '.join(leaked[:5])}")
 
 
 def run_train(params: Params, args: Any) -> None:
@@ -375,49 +207,28 @@ def run_train(params: Params, args: Any) -> None:
 
 
 def run_evaluate(params: Params, args: Any) -> None:
+    from .schemas import check_table
+
     name = args.iteration
-    if params.method == "likert":
-        return _evaluate_likert(params, name)
-    from .backends import make_backend
-    from .bench_eval import evaluate_format
-    from .judging import PairwiseItem
-    from .schemas import to_table
-
-    ev = params.evaluation
-    sets: list[tuple[str, str, str, str, list[Any], dict[str, str]]] = []
-    if ev.synthetic:
-        pairs = _ok_pairs("eval")
-        items = [PairwiseItem(p["pair_id"], p["instruction"], p["response_w"], p["response_l"]) for p in pairs]
-        sets.append(("synthetic", "pairwise", "both", "all_at_once", items, {p["pair_id"]: p["category"] or "" for p in pairs}))
-    for es in ev.sets:
-        sets.append((es.name, es.format, es.orders, es.best_of_n, *_evalset_items(es.name)))
-    backend = make_backend(model_dir(name), params.generation)
-    rows, summary = [], {}
+    method = method_of(params.method)
+    items = read_parquet(_items_path(params))
+    evalsets = {}
+    for es in params.evaluation.sets:
+        evalsets[es.name] = read_parquet(evalset_path(es.name))
+        check_table("evalset", evalsets[es.name], str(evalset_path(es.name)))
+    backend = _backend_of(params, name)
     t0 = time.time()
-    for set_name, fmt, orders, best_of_n, items, subsets in sets:
-        set_rows, summary[set_name] = evaluate_format(
-            set_name, fmt, items, subsets, backend, max_tokens=ev.max_tokens, fallback=ev.verdict_fallback,
-            orders_mode=orders, order_seed=ev.order_seed, samples=ev.samples, temperature=ev.temperature,
-            template=params.judge_template, best_of_n=best_of_n,
-        )
-        rows += set_rows
-        log.info("evaluate@%s %s: accuracy %s, parse rate %s%s", name, set_name, summary[set_name].get("accuracy"),
-                 summary[set_name]["parse_rate"], _headline(summary[set_name]))
-    write_parquet(to_table("eval", rows), DATA / name / "eval.parquet")
+    table, sets = method.evaluate(params, name, items, evalsets, backend)
+    write_parquet(table, DATA / name / "eval.parquet")
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
-    _write_eval(name, "pairwise", summary, throughput)
+    _write_eval(name, method, sets, throughput)
 
 
-def _headline(summary: dict[str, Any]) -> str:
-    bench = summary.get("benchmark")
-    return f", {bench['name']} {bench['overall']}" if bench else ""
-
-
-def _write_eval(name: str, method: str, sets: dict[str, Any], throughput: dict[str, Any]) -> None:
+def _write_eval(name: str, method: Any, sets: dict[str, Any], throughput: dict[str, Any]) -> None:
     from .metrics import eval_metrics
 
-    write_json({"model": name, "method": method, "sets": sets, "throughput": throughput}, STATS / name / "eval.json")
-    write_json(eval_metrics(name, sets, method), METRICS / name / "eval.json")
+    write_json({"model": name, "method": method.NAME, "sets": sets, "throughput": throughput}, STATS / name / "eval.json")
+    write_json(eval_metrics(name, sets, method.METRICS, method.HEADLINE_SET), METRICS / name / "eval.json")
 
 
 def run_report(params: Params, args: Any) -> None:
