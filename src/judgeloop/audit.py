@@ -56,26 +56,19 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from .datasets import FILES
 from .schemas import SCHEMAS
 from .sql import ident as _q
 from .sql import literal as _lit
 
 log = logging.getLogger(__name__)
 
-# Where each dataset kind lives, relative to the project root.
-SOURCES: dict[str, str] = {
-    "prompts": "data/prompts.parquet",
-    "pairs": "data/pairs.parquet",
-    "rubrics": "data/rubrics.parquet",
-    "judgments": "data/*/judgments.parquet",
-    "sft": "data/*/sft.parquet",
-    "dpo": "data/*/dpo.parquet",
-    "eval": "data/*/eval.parquet",
-}
+# Where each dataset kind lives, relative to the project root (datasets.py).
+SOURCES: dict[str, str] = {k: d.pattern for k, d in FILES.items()}
 CURATION_SOURCE = "stats/*/curation.json"
 
 # Kinds stored one file per iteration folder; the folder name is the iteration.
-PER_ITERATION = {"judgments", "sft", "dpo", "eval"}
+PER_ITERATION = {k for k, d in FILES.items() if d.per_iteration}
 
 # The curation funnel keys (see curation.curate_sft). They are not a Parquet
 # schema, but the funnel report needs them to exist even in old or empty runs.

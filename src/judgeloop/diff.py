@@ -37,27 +37,18 @@ from typing import Any
 
 import duckdb
 
+from .datasets import DATASETS, FILES
 from .sql import ident as _q
 from .sql import literal as _lit
 
-# The key of a row when comparing one dataset kind across iterations or revisions.
-# (schemas.KEYS names the id column; ids of per-iteration kinds embed the
-# iteration name, so across iterations the natural key is what the id is made of.)
-DIFF_KEYS: dict[str, list[str]] = {
-    "prompts": ["prompt_id"],
-    "pairs": ["pair_id"],
-    "rubrics": ["item_id"],
-    "judgments": ["pair_id", "order", "sample_idx"],
-    "sft": ["pair_id", "order"],
-    "dpo": ["pair_id", "order"],
-    "eval": ["example_id"],
-}
+# The key of a row when comparing one dataset kind across iterations or revisions
+# (datasets.py; ids of per-iteration kinds embed the iteration name, so across
+# iterations the natural key is what the id is made of).
+DIFF_KEYS: dict[str, list[str]] = {k: list(d.diff_key) for k, d in FILES.items()}
 # Likert (Self-Rationalization) iterations write the same file names with
 # other columns: their rows are items, not pairs and orders.
-LIKERT_KEYS: dict[str, list[str]] = {
-    "judgments": ["item_id", "sample_idx"],
-}
-PER_ITERATION_KINDS = ["judgments", "sft", "dpo", "eval"]
+VARIANT_KEYS: dict[str, list[str]] = {d.variant_of: list(d.diff_key) for d in DATASETS.values() if d.variant_of}
+PER_ITERATION_KINDS = [k for k, d in FILES.items() if d.per_iteration]
 WORKSPACE = "workspace"
 
 # Columns that differ between two iterations by construction: the iteration,
@@ -390,7 +381,7 @@ def _ignored_values(con: duckdb.DuckDBPyConnection, res: DiffResult) -> None:
 def default_keys(kind: str, columns: list[str]) -> list[str]:
     """The diff key of `kind` for a file with these columns (pairwise or Likert)."""
     keys = DIFF_KEYS[kind]
-    alt = LIKERT_KEYS.get(kind)
+    alt = VARIANT_KEYS.get(kind)
     if alt and not set(keys) <= set(columns) and set(alt) <= set(columns):
         return list(alt)
     return list(keys)
@@ -415,13 +406,11 @@ def iteration_ignores(kind: str, columns: list[str], keys: list[str]) -> list[st
 
 def dataset_path(kind: str, iteration: str | None = None) -> str:
     """The path of a dataset relative to the project root."""
-    if kind in ("prompts", "pairs", "rubrics"):
-        return f"data/{kind}.parquet"
-    if kind not in PER_ITERATION_KINDS:
+    if kind not in FILES:
         raise DiffError(f"unknown kind {kind!r}; kinds: {', '.join(DIFF_KEYS)}")
-    if not iteration:
+    if FILES[kind].per_iteration and not iteration:
         raise DiffError(f"{kind} is per iteration: name one (--iteration IT, or --a/--b)")
-    return f"data/{iteration}/{kind}.parquet"
+    return FILES[kind].path(iteration)
 
 
 def kind_of_path(path: str) -> str:

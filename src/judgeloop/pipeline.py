@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import ConfigError, Params, load_params
+from .datasets import DATASETS
 from .io import inside, read_parquet, write_json, write_parquet
 from .methods import method_of
 from .plan import memory_problem
@@ -28,6 +29,11 @@ DATA, MODELS, METRICS, STATS, REPORTS = Path("data"), Path("models"), Path("metr
 
 def model_dir(name: str) -> Path:
     return MODELS / name
+
+
+def data_path(kind: str, iteration: str | None = None) -> Path:
+    """Where a stage writes (and reads) a dataset kind (datasets.py)."""
+    return Path(DATASETS[kind].path(iteration))
 
 
 def run_seed(params: Params, args: Any) -> None:
@@ -46,20 +52,20 @@ def run_prompts(params: Params, args: Any) -> None:
 
         backend = make_backend(model_dir("it0"), params.generation)
     table = build_prompts(params, backend)
-    write_parquet(table, DATA / "prompts.parquet")
+    write_parquet(table, data_path("prompts"))
     splits = table.group_by("split").aggregate([("prompt_id", "count")]).to_pylist()
-    log.info("data/prompts.parquet: %d prompts; per split %s", table.num_rows, {r["split"]: r["prompt_id_count"] for r in splits})
+    log.info("%s: %d prompts; per split %s", data_path("prompts"), table.num_rows, {r["split"]: r["prompt_id_count"] for r in splits})
 
 
 def run_pairs(params: Params, args: Any) -> None:
     from .backends import make_backend
     from .pairs import build_pairs
 
-    prompts = [r for r in read_parquet(DATA / "prompts.parquet").to_pylist() if r["split"] not in ("unused", "excluded")]
+    prompts = [r for r in read_parquet(data_path("prompts")).to_pylist() if r["split"] not in ("unused", "excluded")]
     backend = make_backend(model_dir("it0"), params.generation)
     t0 = time.time()
     table = build_pairs(prompts, backend, params.pairs)
-    write_parquet(table, DATA / "pairs.parquet")
+    write_parquet(table, data_path("pairs"))
     stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
     write_json({"throughput": stats, "rows": table.num_rows}, STATS / "pairs.json")
 
@@ -68,11 +74,11 @@ def run_rubrics(params: Params, args: Any) -> None:
     """Likert items with gold scores, split by hash like the prompts (method: likert)."""
     from .methods import likert
 
-    pairs = read_parquet(DATA / "pairs.parquet") if params.likert.synthetic else None
+    pairs = read_parquet(data_path("pairs")) if params.likert.synthetic else None
     table = likert.build_items(params, pairs)
-    write_parquet(table, DATA / "rubrics.parquet")
+    write_parquet(table, data_path("rubrics"))
     splits = table.group_by("split").aggregate([("item_id", "count")]).to_pylist()
-    log.info("data/rubrics.parquet: %d items; per split %s", table.num_rows, {r["split"]: r["item_id_count"] for r in splits})
+    log.info("%s: %d items; per split %s", data_path("rubrics"), table.num_rows, {r["split"]: r["item_id_count"] for r in splits})
 
 
 def evalset_path(name: str) -> Path:
@@ -101,11 +107,6 @@ def run_evalset(params: Params, args: Any) -> None:
     log.info("%s: %d examples from %s (%s)", evalset_path(es.name), len(rows), es.path, es.format)
 
 
-def _items_path(params: Params) -> Path:
-    """The items the method judges: data/pairs.parquet or data/rubrics.parquet."""
-    return DATA / f"{method_of(params.method).ITEMS}.parquet"
-
-
 def _backend_of(params: Params, name: str) -> Any:
     from .backends import make_backend
 
@@ -115,20 +116,20 @@ def _backend_of(params: Params, name: str) -> Any:
 def run_judge(params: Params, args: Any) -> None:
     it = args.iteration
     method = method_of(params.method)
-    items = read_parquet(_items_path(params))
+    items = read_parquet(data_path(method.ITEMS))
     backend = _backend_of(params, params.iterations[it].prev)
     t0 = time.time()
     table, counts = method.judge(params, it, items, backend)
-    write_parquet(table, DATA / it / "judgments.parquet")
+    write_parquet(table, data_path(method.JUDGMENTS, it))
     stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
     write_json({"throughput": stats, "judgments": table.num_rows, **counts}, STATS / it / "judge.json")
 
 
 def run_curate(params: Params, args: Any) -> None:
     it = args.iteration
-    funnel = method_of(params.method).curate(params, it, DATA / it / "judgments.parquet", _items_path(params),
-                                             DATA / it / "sft.parquet", DATA / it / "dpo.parquet",
-                                             lambda: _backend_of(params, params.iterations[it].prev))
+    method = method_of(params.method)
+    funnel = method.curate(params, it, data_path(method.JUDGMENTS, it), data_path(method.ITEMS), data_path(method.SFT, it),
+                           data_path("dpo", it), lambda: _backend_of(params, params.iterations[it].prev))
     write_json(funnel, STATS / it / "curation.json")
 
 
@@ -139,15 +140,12 @@ def run_validate(params: Params, args: Any) -> None:
 
     it = args.iteration
     method = method_of(params.method)
-    paths = {"pairs": DATA / "pairs.parquet", "rubrics": DATA / "rubrics.parquet"} | dict.fromkeys(
-        ("judgments", "likert_judgments"), DATA / it / "judgments.parquet") | dict.fromkeys(
-        ("sft", "likert_sft"), DATA / it / "sft.parquet") | {"dpo": DATA / it / "dpo.parquet"}
-    items, judgments = paths[method.ITEMS], paths[method.JUDGMENTS]
-    if leaked := method.leaked(read_parquet(items), read_parquet(judgments)):
+    if leaked := method.leaked(read_parquet(data_path(method.ITEMS)), read_parquet(data_path(method.JUDGMENTS, it))):
         raise ValueError(f"validate@{it}: {len(leaked)} item(s) judged for training in {it} are in the evaluation "
                          f"split too (the test set would be trained on): {method.LEAK_ID} {', '.join(leaked[:5])}")
     balanced = params.curation_for(it).balance == "truncate"
-    reports = validate_files({kind: str(paths[kind]) for kind in method.VALIDATED}, str(REPORTS / it / "validation"),
+    paths = {kind: str(data_path(kind, it)) for kind in method.VALIDATED}
+    reports = validate_files(paths, str(REPORTS / it / "validation"),
                              ab_tolerance=0.2 if balanced else None)
     for r in reports:
         log.info("validate@%s: %s %s", it, r.dataset, "ok" if r.success else "FAILED")
@@ -176,7 +174,7 @@ def run_train(params: Params, args: Any) -> None:
     funnel = read_json(STATS / it / "curation.json")
 
     def rows_of(kind: str) -> list[dict[str, Any]]:
-        rows = read_parquet(DATA / it / f"{kind}.parquet").to_pylist()
+        rows = read_parquet(data_path(kind, it)).to_pylist()
         if not rows:
             section = funnel.get("dpo", funnel) if kind == "dpo" else funnel  # likert: one flat DPO funnel
             reason = section.get("empty_reason", f"the {kind} set is empty")
@@ -184,7 +182,7 @@ def run_train(params: Params, args: Any) -> None:
         return rows
 
     def card(kind: str) -> dict[str, Any]:
-        path = DATA / it / f"{kind}.parquet"
+        path = data_path(kind, it)
         return {"name": it, "base_model": str(model_dir(init)), "data": str(path), "data_hash": sha256_file(path)}
 
     if cfg.algo == "sft":
@@ -211,7 +209,7 @@ def run_evaluate(params: Params, args: Any) -> None:
 
     name = args.iteration
     method = method_of(params.method)
-    items = read_parquet(_items_path(params))
+    items = read_parquet(data_path(method.ITEMS))
     evalsets = {}
     for es in params.evaluation.sets:
         evalsets[es.name] = read_parquet(evalset_path(es.name))
@@ -219,7 +217,7 @@ def run_evaluate(params: Params, args: Any) -> None:
     backend = _backend_of(params, name)
     t0 = time.time()
     table, sets = method.evaluate(params, name, items, evalsets, backend)
-    write_parquet(table, DATA / name / "eval.parquet")
+    write_parquet(table, data_path(method.EVAL, name))
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
     _write_eval(name, method, sets, throughput)
 

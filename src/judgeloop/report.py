@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Params
+from .datasets import path as dataset_path
 from .io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,7 @@ def verdict_distribution(params: Params) -> dict[str, dict[str, int]]:
 
     out: dict[str, dict[str, int]] = {}
     for it in params.iterations:
-        path = Path("data") / it / "judgments.parquet"
+        path = Path(dataset_path("judgments", it))
         if not path.exists():
             continue
         col = "coalesce(cast(score as varchar), 'none')" if params.method == "likert" else \

@@ -48,15 +48,13 @@ from great_expectations.execution_engine import pandas_execution_engine as _gx_p
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from judgeloop.parsing import parse_verdict
-from judgeloop.schemas import KEYS, SCHEMAS
+from judgeloop.datasets import DATASETS
+from judgeloop.schemas import SCHEMAS
 
 GEN_STATUSES = ["ok", "unparsed", "truncated", "empty_w", "empty_l", "same_as_w",
                 "empty_instruction", "same_instruction", "copied_demo"]
-# The batches each kind is validated as: pairs also checks its gen_status == "ok" rows.
-BATCHES = {"pairs": ["pairs", "pairs_ok"], "judgments": ["judgments"], "sft": ["sft"], "dpo": ["dpo"],
-           "rubrics": ["rubrics"], "likert_judgments": ["likert_judgments"], "likert_sft": ["likert_sft"]}
-# the schema a batch's columns come from, where the names differ
-SCHEMA_OF = {"likert_sft": "sft"}
+# The batches each kind is validated as (datasets.py): pairs also checks its gen_status == "ok" rows.
+BATCHES = {k: list(d.validation) for k, d in DATASETS.items() if d.validation}
 MAX_EXAMPLES = 20  # offending ids kept per expectation (the message shows 5)
 # Long text columns: checked a chunk at a time, never copied into the narrow frame.
 LONG_TEXT = {"text", "prompt", "completion", "chosen", "rejected", "instruction", "response_w", "response_l",
@@ -99,7 +97,7 @@ class ValidationReport:
             where = f" on {r['batch']}" if r["batch"] != self.dataset else ""
             line = f"  - {r['expectation']}({args}){where}: {r['unexpected_count']} unexpected"
             if r["examples"]:
-                line += f"; {KEYS[SCHEMA_OF.get(self.dataset, self.dataset)]}s: " + ", ".join(map(str, r["examples"][:5]))
+                line += f"; {DATASETS[self.dataset].key}s: " + ", ".join(map(str, r["examples"][:5]))
             if r.get("details"):
                 line += f"; details: {r['details']}"
             lines.append(line)
@@ -152,7 +150,7 @@ def _flag(c: str) -> _Check:
 
 
 def _columns(kind: str) -> _Check:
-    names = SCHEMAS[SCHEMA_OF.get(kind, kind)].names
+    names = SCHEMAS[DATASETS[kind].schema].names
     return _Check(gxe.ExpectTableColumnsToMatchSet(column_set=names, exact_match=False), _none)
 
 
@@ -445,7 +443,7 @@ class _Part:
 def _run_batch(ctx, kind: str, batch: str, source, ab_tolerance: float | None,
                max_text_chars: int) -> list[dict]:
     """Run a batch's checks on the source in three parts (see the module docstring)."""
-    key = KEYS[SCHEMA_OF.get(kind, kind)]
+    key = DATASETS[kind].key
     out: dict[int, dict] = {}
     # the checks that do not depend on the data come first; the A/B balance check (sft) is last
     base = _checks(batch, pd.DataFrame(), ab_tolerance, max_text_chars)

@@ -26,6 +26,7 @@ log = logging.getLogger("judgeloop")
 NAME = "likert"
 ITEMS = "rubrics"  # the dataset kind it judges (data/rubrics.parquet)
 JUDGMENTS = "likert_judgments"  # the dataset kinds it writes
+EVAL = "likert_eval"
 SFT = "likert_sft"
 VALIDATED = (ITEMS, JUDGMENTS, SFT, "dpo")  # what the validate stage checks
 METRICS = LIKERT_EVAL  # metrics/<judge>/eval.json: name -> key of an evaluation summary
@@ -124,7 +125,7 @@ def score_items(rubric: list[RubricItem], backend: Backend, max_tokens: int, fal
          "finish_reason": j.finish_reason}
         for j in judged
     ]
-    return to_table("likert_eval", rows), judged, [gold[j.item_id] for j in judged]
+    return to_table(EVAL, rows), judged, [gold[j.item_id] for j in judged]
 
 
 def evaluate(params: Params, name: str, items: pa.Table, evalsets: dict[str, pa.Table],

@@ -24,6 +24,7 @@ log = logging.getLogger("judgeloop")
 NAME = "pairwise"
 ITEMS = "pairs"  # the dataset kind it judges (data/pairs.parquet)
 JUDGMENTS = "judgments"  # the dataset kinds it writes
+EVAL = "eval"
 SFT = "sft"
 VALIDATED = ("pairs", JUDGMENTS, SFT, "dpo")  # what the validate stage checks
 METRICS = PAIRWISE_EVAL  # metrics/<judge>/eval.json: name -> key of an evaluation summary
@@ -119,7 +120,7 @@ def evaluate(params: Params, name: str, items: pa.Table, evalsets: dict[str, pa.
         bench = summary[set_name].get("benchmark")
         log.info("evaluate@%s %s: accuracy %s, parse rate %s%s", name, set_name, summary[set_name].get("accuracy"),
                  summary[set_name]["parse_rate"], f", {bench['name']} {bench['overall']}" if bench else "")
-    return to_table("eval", rows), summary
+    return to_table(EVAL, rows), summary
 
 
 def leaked(items: pa.Table, judgments: pa.Table) -> list[str]:
