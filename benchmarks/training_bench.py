@@ -71,9 +71,9 @@ def run(kind: str, rows: list[dict[str, Any]], model: str, cfg: TrainingConfig, 
         t0 = time.perf_counter()
         m = fn(rows, model, Path(out) / "model", cfg, {"name": f"bench-{kind}"})
         wall = time.perf_counter() - t0
-    return {"algo": kind, "variant": variant, "steps": m["steps"], "examples_seen": m["steps"] * cfg.batch_size * cfg.grad_accum,
+    return {"algo": kind, "variant": variant, "steps": m["steps"], "examples_seen": m["steps"] * cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps,
             "train_seconds": m["seconds"], "wall_seconds_with_load_and_save": round(wall, 2),
-            "steps_per_s": m["steps_per_s"], "examples_per_s": round(m["steps"] * cfg.batch_size * cfg.grad_accum / m["seconds"], 3),
+            "steps_per_s": m["steps_per_s"], "examples_per_s": round(m["steps"] * cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps / m["seconds"], 3),
             "tokens": m.get("tokens"), "tokens_per_s": m.get("tokens_per_s"), "final_loss": round(m["train_loss"], 4)}
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from judgeloop.hardware import environment
 
-    base = dict(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length, gradient_checkpointing=False)
+    base = dict(max_steps=args.steps, per_device_train_batch_size=args.batch_size, max_length=args.max_length, gradient_checkpointing=False)
     results = []
     for variant in args.variants.split(","):
         sft, dpo = examples(args.data, "short" if variant == "short" else "standard")

@@ -363,13 +363,13 @@ def test_override_applies_only_to_its_iteration(data):
 def test_curation_and_training_overrides(data):
     data["iterations"]["it1"]["overrides"] = {
         "curation": {"per": "pair"},
-        "training": {"init": "previous", "epochs": 2},
+        "training": {"init": "previous", "num_train_epochs": 2},
     }
     p = parse_params(data)
     assert p.curation_for("it1").per == "pair"
     assert p.curation_for("it2").per == "pair_order"  # the shipped default
     assert p.training_for("it1").init == "previous"
-    assert p.training_for("it1").epochs == 2
+    assert p.training_for("it1").num_train_epochs == 2
     assert p.training_for("it2").init == "auto"  # the shipped default
 
 
@@ -537,3 +537,41 @@ def test_likert_iterations_may_rejudge_an_earlier_iterations_items(shipped):
     data = copy.deepcopy(shipped) | {"method": "likert"}
     del data["likert"]["split"]["iteration_fractions"]["it2"]  # an iteration that re-judges needs no items of its own
     assert parse_params(data).likert.split.iteration_fractions == {"it1": 0.25}
+
+
+# --- training: TRL's fields pass through under TRL's names ------------------
+
+
+def test_trl_fields_pass_through_to_the_config_the_algo_builds(data):
+    data["training"] |= {"weight_decay": 0.1, "optim": "adamw_torch", "max_grad_norm": 0.5}
+    data["iterations"]["it2"]["overrides"] = {"training": {"weight_decay": 0.0}}
+    p = parse_params(data)
+    assert p.training.trl_args("SFTConfig")["weight_decay"] == 0.1 and p.training_for("it2").weight_decay == 0.0
+    assert p.training.trl_args("SFTConfig")["per_device_train_batch_size"] == p.training.per_device_train_batch_size
+    assert "algo" not in p.training.trl_args("SFTConfig")  # judgeloop's own keys stay with judgeloop
+
+
+def test_an_unknown_training_key_names_the_key_and_what_is_allowed(data):
+    data["training"]["wieght_decay"] = 0.1
+    msg = config_error(data)
+    assert "training.wieght_decay: unknown key" in msg and "did you mean 'weight_decay'" in msg
+    assert "SFTConfig" in msg and "'per_device_train_batch_size'" in msg and "'lora'" in msg
+    data["training"] = data["training"] | {"batch_size": 4}  # judgeloop's old name: TRL's is per_device_train_batch_size
+    data["training"].pop("wieght_decay")
+    assert "training.batch_size: unknown key; TRL's name for it is 'per_device_train_batch_size'" in config_error(data)
+
+
+def test_a_dpo_field_needs_an_algo_that_runs_dpo(data):
+    data["training"]["label_smoothing"] = 0.1
+    assert "training.label_smoothing: unknown key" in config_error(data)  # algo: sft builds no DPOConfig
+    data["training"]["algo"] = "sft_then_dpo"
+    p = parse_params(data)
+    assert p.training.trl_args("DPOConfig")["label_smoothing"] == 0.1 and "label_smoothing" not in p.training.trl_args("SFTConfig")
+
+
+@pytest.mark.parametrize(("key", "instead"), [("bf16", "training.precision"), ("beta", "training.dpo.beta"),
+                                              ("output_dir", "models/<iteration>")])
+def test_trl_fields_judgeloop_sets_are_refused_naming_the_key_to_use(data, key, instead):
+    data["training"][key] = True if key == "bf16" else 0.2 if key == "beta" else "out"
+    msg = config_error(data)
+    assert f"training.{key}: set by judgeloop" in msg and instead in msg

@@ -243,39 +243,104 @@ class DpoConfig(_Model):
     nll_weight: float = Field(1.5, ge=0.0)
 
 
+# TRL fields judgeloop sets itself, and the params key that controls each
+TRL_MANAGED = {
+    "output_dir": "judgeloop trains in a temporary folder and writes models/<iteration>",
+    "bf16": "set training.precision", "fp16": "set training.precision",
+    "beta": "set training.dpo.beta", "loss_type": "set training.dpo.nll_weight",
+    "loss_weights": "set training.dpo.nll_weight", "completion_only_loss": "judgeloop trains on the judgment only",
+    "data_seed": "set training.seed",
+}
+# TrainingConfig's fields that are TRL's (named as TRL names them, with judgeloop's defaults)
+_TRL_DECLARED = ("num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps",
+                 "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "gradient_checkpointing", "seed")
+# judgeloop's names before it used TRL's
+TRL_RENAMED = {"epochs": "num_train_epochs", "lr_scheduler": "lr_scheduler_type", "batch_size": "per_device_train_batch_size",
+               "grad_accum": "gradient_accumulation_steps"}
+# which TRL configs an algo builds
+TRL_CONFIGS = {"sft": ("SFTConfig",), "dpo": ("DPOConfig",), "sft_then_dpo": ("SFTConfig", "DPOConfig")}
+
+
+def trl_fields(config: str) -> set[str]:
+    """The fields of the installed TRL's SFTConfig or DPOConfig (imports TRL: a few seconds)."""
+    import dataclasses
+
+    import trl
+
+    return {f.name for f in dataclasses.fields(getattr(trl, config)) if f.init}
+
+
 class TrainingConfig(_Model):
+    """judgeloop's own fields (algo, init, precision, lora, dpo, launcher), then TRL's under TRL's names.
+
+    Any other key is passed to TRL's SFTConfig / DPOConfig as it is (weight_decay,
+    optim, max_grad_norm, ...), as huggingface/alignment-handbook's recipes do,
+    and must be a field of the config(s) `algo` builds."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+
     algo: Literal["sft", "dpo", "sft_then_dpo"] = "sft"
     # seed: every iteration restarts from the seed model (Self-Taught Evaluator);
     # previous: from the previous iteration's judge (Self-Rationalization's
     # iterative DPO); auto: seed for method pairwise, previous for likert
     init: Literal["auto", "seed", "previous"] = "auto"
-    epochs: float = Field(2.0, gt=0.0)
-    max_steps: int = Field(-1, ge=-1)  # -1: use epochs
-    learning_rate: float = Field(1e-4, gt=0.0)  # paper (70B): 1e-6
-    lr_scheduler: str = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    batch_size: int = Field(4, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(1024, ge=16)
-    # TRL turns it on by default; it trades compute for memory, which a
-    # 135M model on CPU does not need.
-    gradient_checkpointing: bool = False
     # compute dtype over fp32 master weights: auto = bf16 (fp16 without bf16) on
     # GPUs; on CPU bf16 autocast where it has AMX (amx_bf16), else fp32 (measured)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    seed: int = 0
     lora: LoraConfig = LoraConfig()
     dpo: DpoConfig = DpoConfig()
     # python: one process. accelerate: `accelerate launch --config_file
     # accelerate_config` (DDP, FSDP, DeepSpeed ZeRO-3 configs in configs/accelerate/)
     launcher: Literal["python", "accelerate"] = "python"
     accelerate_config: str | None = None
+    # TRL's fields with judgeloop's defaults (seed also seeds the data order: data_seed)
+    num_train_epochs: float = Field(2.0, gt=0.0)
+    max_steps: int = Field(-1, ge=-1)  # -1: use num_train_epochs
+    learning_rate: float = Field(1e-4, gt=0.0)  # paper (70B): 1e-6
+    lr_scheduler_type: str = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    per_device_train_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=16)
+    # TRL turns it on by default; it trades compute for memory, which a
+    # 135M model on CPU does not need.
+    gradient_checkpointing: bool = False
+    seed: int = 0
 
     @model_validator(mode="after")
     def _launcher(self) -> TrainingConfig:
         if self.launcher == "accelerate" and not self.accelerate_config:
             raise ValueError("training.launcher: accelerate needs training.accelerate_config (see configs/accelerate/)")
         return self
+
+    @model_validator(mode="after")
+    def _trl_keys(self) -> TrainingConfig:
+        extra = list(self.model_extra or {})
+        for key in extra:
+            if key in TRL_MANAGED:
+                raise ValueError(f"training.{key}: set by judgeloop ({TRL_MANAGED[key]})")
+            if key in TRL_RENAMED:
+                raise ValueError(f"training.{key}: unknown key; TRL's name for it is {TRL_RENAMED[key]!r}")
+        if extra:  # TRL is imported only when there is something to check
+            import difflib
+
+            configs = TRL_CONFIGS[self.algo]
+            known = set().union(*(trl_fields(c) for c in configs))
+            for key in extra:
+                if key not in known:
+                    hint = difflib.get_close_matches(key, [*known, *type(self).model_fields], n=1)
+                    raise ValueError(
+                        f"training.{key}: unknown key: not one of judgeloop's training keys {sorted(type(self).model_fields)} "
+                        f"nor a field of TRL's {' or '.join(configs)} (algo: {self.algo})"
+                        + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        return self
+
+    def trl_args(self, config: str) -> dict[str, Any]:
+        """The keyword arguments of TRL's `config` (SFTConfig or DPOConfig) that params set: TRL's declared
+        fields, and the passed-through keys that config has."""
+        own = {k: getattr(self, k) for k in type(self).model_fields if k in _TRL_DECLARED}
+        extra = self.model_extra or {}
+        return own | ({k: v for k, v in extra.items() if k in trl_fields(config)} if extra else {})
 
 
 #: the formats scored by their benchmark's own rule (bench_eval.py), on one greedy judgment per comparison

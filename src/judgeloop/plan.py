@@ -87,7 +87,7 @@ def _evalset_sizes(params: Params) -> dict[str, int | None]:
 def _train_steps(examples: int, tr: Any) -> int:
     if tr.max_steps > 0:
         return tr.max_steps
-    return math.ceil(math.ceil(examples / (tr.batch_size * tr.grad_accum)) * tr.epochs)
+    return math.ceil(math.ceil(examples / (tr.per_device_train_batch_size * tr.gradient_accumulation_steps)) * tr.num_train_epochs)
 
 
 def make_plan(params: Params, pool: int | None = None) -> tuple[list[StagePlan], str]:
@@ -117,7 +117,8 @@ def make_plan(params: Params, pool: int | None = None) -> tuple[list[StagePlan],
         tr = params.training_for(it)
         examples = n * (2 if params.curation_for(it).per == "pair_order" else 1)
         plans.append(StagePlan(f"train@{it}", 0, 0, f"at most {examples} {tr.algo} examples, "
-                               f"about {_train_steps(examples, tr)} steps (batch {tr.batch_size} x accum {tr.grad_accum})"))
+                               f"about {_train_steps(examples, tr)} steps (batch {tr.per_device_train_batch_size} x accum "
+                               f"{tr.gradient_accumulation_steps})"))
     sets = {"synthetic": counts.get("eval", 0)} if (ev.synthetic or params.method == "likert") else {}
     if params.method != "likert":
         sets |= _evalset_sizes(params)

@@ -66,27 +66,11 @@ def _load(init_dir: str | Path, cfg: TrainingConfig) -> tuple[Any, Any, Any, dic
     return model, tok, peft_config, prec
 
 
-def _trainer_args(cfg: TrainingConfig, work: str, prec: dict[str, Any]) -> dict[str, Any]:
-    """Arguments shared by SFTConfig and DPOConfig (both extend TrainingArguments)."""
-    return dict(
-        output_dir=work,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        max_length=cfg.max_length,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        dataloader_num_workers=0,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        **prec,
-    )
+def _trainer_args(cfg: TrainingConfig, config: str, work: str, prec: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of TRL's `config` (SFTConfig or DPOConfig): judgeloop's defaults for logging and saving,
+    then every TRL field params set (`TrainingConfig.trl_args`), then what judgeloop manages."""
+    defaults = dict(logging_steps=1, save_strategy="no", report_to=[], dataloader_num_workers=0)
+    return defaults | cfg.trl_args(config) | dict(output_dir=work, data_seed=cfg.seed, **prec)
 
 
 def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, out_dir: Any, card: dict[str, Any], n: int) -> dict[str, Any]:
@@ -185,7 +169,7 @@ def train_sft(
     ])
     examples, fit = _fitting(examples, tok, cfg.max_length, ("completion",), "SFT")
     with tempfile.TemporaryDirectory(prefix="judgeloop-sft-") as work:
-        args = SFTConfig(completion_only_loss=True, **_trainer_args(cfg, work, prec))
+        args = SFTConfig(completion_only_loss=True, **_trainer_args(cfg, "SFTConfig", work, prec))
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok,
                              peft_config=peft_config)
         return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "sft"}, len(examples)) | fit
@@ -214,7 +198,7 @@ def train_dpo(
     if cfg.dpo.nll_weight > 0:  # DPO + NLL on the chosen judgment ("sft" loss in TRL)
         loss = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.dpo.nll_weight]}
     with tempfile.TemporaryDirectory(prefix="judgeloop-dpo-") as work:
-        args = DPOConfig(beta=cfg.dpo.beta, **loss, **_trainer_args(cfg, work, prec))
+        args = DPOConfig(beta=cfg.dpo.beta, **loss, **_trainer_args(cfg, "DPOConfig", work, prec))
         trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(examples),
                              processing_class=tok, peft_config=peft_config)
         card = {**card, "algo": "dpo", "dpo": cfg.dpo.model_dump()}

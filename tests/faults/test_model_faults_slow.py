@@ -80,7 +80,7 @@ def test_train_killed_mid_run_leaves_no_model_and_reruns(project, seed_model):
     (project.root / "models").mkdir()
     (project.root / "models" / "it0").symlink_to(seed_model)
     project.write_sft(n=2)
-    project.set_params({"training": {"algo": "sft", "init": "seed", "max_steps": 3, "batch_size": 1, "max_length": 256,
+    project.set_params({"training": {"algo": "sft", "init": "seed", "max_steps": 3, "per_device_train_batch_size": 1, "max_length": 256,
                                      "launcher": "python", "lora": {"enabled": False}},
                         "iterations": {"it1": {"prev": "it0"}}})
     (project.root / "dvc.yaml").write_text(DVC_YAML.format(python=sys.executable, root=ROOT))
