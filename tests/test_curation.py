@@ -172,7 +172,8 @@ def test_dpo_balance_value_is_checked():
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from judgeloop.curation import PY_WHITESPACE, curate_files  # noqa: E402
+from judgeloop.curation import curate_files  # noqa: E402
+from judgeloop.rowstore import PY_WHITESPACE  # noqa: E402
 from judgeloop.schemas import SCHEMAS, to_table  # noqa: E402
 from judgeloop.templates import judge_messages  # noqa: E402
 
@@ -344,7 +345,7 @@ def test_curate_files_writes_both_sets_or_neither(tmp_path, monkeypatch):
 
 
 def test_curate_files_small_row_groups_shared_by_both_sets(tmp_path, monkeypatch):
-    """Both builders share decoded row groups (_Groups): in order, reversed, with slabs of any size."""
+    """Both builders share decoded row groups (rowstore.RowGroups): in order, reversed, with slabs of any size."""
     import judgeloop.curation as c
 
     js = _mixed_judgments()
@@ -357,37 +358,6 @@ def test_curate_files_small_row_groups_shared_by_both_sets(tmp_path, monkeypatch
         assert funnels == (want[0][1], want[1][1])
         assert pq.read_table(tmp_path / "sft.parquet").to_pylist() == want[0][0]
         assert pq.read_table(tmp_path / "dpo.parquet").to_pylist() == want[1][0]
-
-
-def test_shared_row_groups_bounded_and_never_deadlock(tmp_path):
-    import threading
-
-    import pyarrow as pa
-
-    from judgeloop.curation import _Groups
-
-    path = tmp_path / "t.parquet"
-    pq.write_table(pa.table({"x": list(range(200))}), path, row_group_size=10)  # 20 row groups
-    groups = _Groups(path, ["x"], ("a", "b"))
-    seen, held = {"a": [], "b": []}, []
-    orders = {"a": list(range(20)), "b": [g for g in range(20) if g % 3] + [0, 19, 5]}  # b skips, then goes back
-
-    def consume(who):
-        try:
-            for g in orders[who]:
-                seen[who].append(groups.get(g, who).column("x").to_pylist() == list(range(10 * g, 10 * g + 10)))
-                held.append(len(groups.cache))
-        finally:
-            groups.done(who)
-
-    threads = [threading.Thread(target=consume, args=(w,)) for w in "ab"]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
-    assert all(seen["a"]) and all(seen["b"]) and len(seen["a"]) == 20 and len(seen["b"]) == len(orders["b"])
-    assert max(held) <= _Groups.WINDOW + 3 and groups.cache == {}
 
 
 def test_a_column_of_the_wrong_type_is_a_schema_error_naming_file_and_column(tmp_path):

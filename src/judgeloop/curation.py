@@ -11,7 +11,7 @@ Rules, applied in order, each counted in the funnel:
 The work is columnar (polars/numpy over the narrow columns, pyarrow for the
 texts), so a file of millions of judgments curates in seconds:
 `curate_files` is what the curate stage runs (it reads only the texts of the
-rows it keeps and writes the sets in row groups); `curate_sft` / `curate_dpo`
+rows it keeps, through rowstore.py, and writes the sets in row groups); `curate_sft` / `curate_dpo`
 take and return lists of dicts and run the same code.
 
 The seeded draws (stable across runs, machines and input row order):
@@ -39,9 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import string
 import threading
-from functools import lru_cache
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,17 +54,14 @@ import pyarrow.parquet as pq
 from .config import CurationConfig
 from .io import atomic_path
 from .parsing import canonical_verdict_line
+from .rowstore import PairTexts, Rows, Slab, completions, names_the_file, whole
 from .schemas import DPO, SFT, check_table
-from .templates import JUDGE_TEMPLATES, judge_messages
 
 log = logging.getLogger(__name__)
 
 # the judgment columns the selection needs (the text is read only for kept rows)
 NARROW = ["judgment_id", "pair_id", "order", "verdict", "verdict_source", "parse_status", "correct"]
 PAIR_COLUMNS = ["pair_id", "instruction", "response_w", "response_l"]
-# the characters Python's str.rstrip() removes (str.isspace), for the columnar rstrip
-PY_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-_VERDICT_HEAD, _VERDICT_TAIL = canonical_verdict_line("\0").split("\0")
 
 
 def training_completion(text: str, verdict: str, verdict_source: str) -> str:
@@ -197,202 +192,6 @@ def _select_dpo(df: pl.DataFrame, cfg: CurationConfig, iteration: str) -> tuple[
 # ---------------------------------------------------------------- building the rows
 
 
-@lru_cache(maxsize=4)
-def _template_parts(template: str) -> tuple[str, ...]:
-    """A judge template as (literal, field, literal, field, ...) for columnar formatting."""
-    text = JUDGE_TEMPLATES[template]
-    parts: list[str] = []
-    for literal, field, spec, conv in string.Formatter().parse(text):
-        parts.append(literal)
-        if field is not None:
-            if spec or conv or field not in ("instruction", "response_a", "response_b"):
-                raise ValueError(f"judge template {template!r}: field {{{field}}} cannot be filled column-wise")
-            parts.append(field)
-    # the columnar prompt must be exactly what judge_messages sends
-    probe = dict(zip(("instruction", "response_a", "response_b"), "\x01\x02\x03"))
-    assert judge_messages(*probe.values(), template)[0]["content"] == "".join(
-        probe[p] if i % 2 else p for i, p in enumerate(parts))
-    return tuple(parts)
-
-
-class _Groups:
-    """Row groups of one Parquet file, decoded once for several consumers (the SFT and DPO builders,
-    each on its own thread, walk the judgments and pairs files in about the same order).
-
-    A group stays cached until every consumer still running has asked for a later one; a consumer
-    more than WINDOW groups ahead of another waits for it, so at most about WINDOW + 2 groups are
-    held. (Two consumers cannot both wait: each would have to be more than WINDOW groups ahead of
-    the other.) A consumer that comes back to an evicted group (a file far from the output order)
-    reads it again. `done` releases a consumer that finished or failed.
-    """
-
-    WINDOW = 2
-
-    def __init__(self, path: str | Path, columns: list[str], consumers: tuple[str, ...]):
-        self.path, self.columns = path, columns
-        self.cond = threading.Condition()
-        self.at = {c: -1 for c in consumers}  # the row group each consumer last asked for
-        self.finished: set[str] = set()
-        self.cache: dict[int, pa.Table] = {}
-        self.loading: set[int] = set()
-        self.local = threading.local()
-
-    def _running(self) -> list[str]:
-        return [c for c in self.at if c not in self.finished]
-
-    def _evict(self) -> None:
-        running = self._running()
-        low = min((self.at[c] for c in running), default=None)
-        for g in [g for g in self.cache if low is None or g < low]:
-            del self.cache[g]
-
-    def get(self, g: int, who: str) -> pa.Table:
-        with self.cond:
-            self.at[who] = g
-            self._evict()
-            self.cond.notify_all()
-            self.cond.wait_for(lambda: all(g <= self.at[o] + self.WINDOW for o in self._running() if o != who)
-                               and g not in self.loading)
-            if g in self.cache:
-                return self.cache[g]
-            self.loading.add(g)
-        try:
-            if getattr(self.local, "file", None) is None:
-                self.local.file = pq.ParquetFile(self.path)  # a reader per thread
-            with _names_the_file(self.path):
-                t = self.local.file.read_row_group(g, columns=self.columns)
-        finally:
-            with self.cond:
-                self.loading.discard(g)
-                self.cond.notify_all()
-        with self.cond:
-            if any(o != who for o in self._running()):
-                self.cache[g] = t
-                self._evict()
-        return t
-
-    def done(self, who: str) -> None:
-        with self.cond:
-            self.finished.add(who)
-            self._evict()
-            self.cond.notify_all()
-
-
-class _Rows:
-    """Rows of a table fetched by position: from memory, or from a Parquet file reading only the
-    row groups that hold them (a file written in about the output's order is read about once)."""
-
-    def __init__(self, columns: list[str], table: pa.Table | None = None, path: str | Path | None = None,
-                 consumers: tuple[str, ...] = ()):
-        self.columns, self.table, self.path = columns, table, path
-        self.groups = _Groups(path, columns, consumers) if path is not None and consumers else None
-        if table is None:
-            f = pq.ParquetFile(path)
-            md = f.metadata
-            self.schema = f.schema_arrow
-            self.starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
-            names = self.schema.names
-            size = sum(md.row_group(g).column(i).total_uncompressed_size
-                       for g in range(md.num_row_groups) for i, n in enumerate(names) if n in columns)
-            self.row_bytes = size / max(1, md.num_rows)
-        else:
-            self.row_bytes = table.nbytes / max(1, table.num_rows)
-
-    def fetch(self, positions: np.ndarray, who: str | None = None) -> pa.Table:
-        """The rows at `positions` (ascending, distinct), in that order; `who`: the consumer asking."""
-        if self.table is not None:
-            return self.table.select(self.columns).take(pa.array(positions, pa.int64()))
-        parts = []
-        file = None
-        for g in range(len(self.starts) - 1):
-            lo, hi = np.searchsorted(positions, [self.starts[g], self.starts[g + 1]])
-            if hi > lo:
-                if self.groups is not None and who is not None:
-                    t = self.groups.get(g, who)
-                else:
-                    file = file or pq.ParquetFile(self.path)  # a reader per call: callers may be on threads
-                    with _names_the_file(self.path):
-                        t = file.read_row_group(g, columns=self.columns)
-                parts.append(t.take(pa.array(positions[lo:hi] - self.starts[g])))
-        if not parts:
-            return self.schema.empty_table().select(self.columns)
-        return pa.concat_tables(parts)
-
-
-class _Slab:
-    """Fetched rows, looked up by the positions they were fetched for."""
-
-    def __init__(self, rows: _Rows, positions: np.ndarray, who: str | None = None):
-        self.keys = np.unique(positions)
-        # one chunk per column: a take from a many-chunked column would concatenate the whole slab every time
-        self.table = rows.fetch(self.keys, who).combine_chunks()
-        self._both: pa.Array | None = None  # see responses()
-
-    def index(self, positions: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.keys, positions)
-
-    def column(self, name: str, positions: np.ndarray) -> pa.Array:
-        return self.take(name, self.index(positions))
-
-    def take(self, name: str, idx: np.ndarray) -> pa.Array:
-        """Rows `idx` of a column: a zero-copy slice when they are a run of consecutive rows."""
-        col = _arr(self.table.column(name))
-        if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and (len(idx) == 1 or bool(np.all(np.diff(idx) == 1))):
-            return col.slice(int(idx[0]), len(idx))
-        return col.take(pa.array(idx, pa.int64()))
-
-    def responses(self) -> pa.Array:
-        """[response_w; response_l] of the slab as one array (pairs slabs only), built once."""
-        if self._both is None:
-            w, l_ = _arr(self.table.column("response_w")), _arr(self.table.column("response_l"))
-            if w.nbytes + l_.nbytes >= 1 << 31:  # past 32-bit string offsets
-                w, l_ = w.cast(pa.large_string()), l_.cast(pa.large_string())
-            self._both = pa.concat_arrays([w, l_])
-        return self._both
-
-
-class _Pairs:
-    """The pairs' texts, looked up by pair_id (the last row wins on a duplicate id, like a dict)."""
-
-    def __init__(self, pair_ids: pa.Table, rows: _Rows, template: str = "standard"):
-        ids = pl.from_arrow(pair_ids.select(["pair_id"])).with_row_index("row")
-        self.index = ids.unique(subset="pair_id", keep="last", maintain_order=True)
-        self.rows = rows
-        self.parts = _template_parts(template)
-
-    def rows_of(self, pair_ids: pl.Series) -> np.ndarray:
-        m = pl.DataFrame({"pair_id": pair_ids}).join(self.index, on="pair_id", how="left", maintain_order="left",
-                                                      nulls_equal=True)
-        if m["row"].null_count():
-            missing = m.filter(pl.col("row").is_null())["pair_id"].head(5).to_list()
-            raise ValueError(f"judged pairs missing from the pairs table: {missing}")
-        return m["row"].to_numpy().astype(np.int64)
-
-    def prompts(self, slab: _Slab, rows: np.ndarray, order: pa.Array) -> pa.Array:
-        idx = slab.index(rows)
-        wl = pc.fill_null(pc.equal(order, "wl"), False).to_numpy(zero_copy_only=False)
-        # response_a/_b taken straight from [response_w; response_l] (one copy each, no if_else copies)
-        both = slab.responses()
-        n = slab.table.num_rows
-        fields = {"instruction": slab.take("instruction", idx),
-                  "response_a": both.take(pa.array(np.where(wl, idx, idx + n), pa.int64())).cast(pa.string()),
-                  "response_b": both.take(pa.array(np.where(wl, idx + n, idx), pa.int64())).cast(pa.string())}
-        args = [fields[p] if i % 2 else pa.scalar(p) for i, p in enumerate(self.parts)]
-        return _arr(pc.binary_join_element_wise(*args, ""))
-
-
-def _arr(x: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
-
-
-def _completions(text: pa.Array, verdict: pa.Array, source: pa.Array) -> pa.Array:
-    """training_completion column-wise: forced verdicts (with a verdict) get the canonical line."""
-    forced = pc.and_(pc.fill_null(pc.equal(source, "forced"), False), pc.is_valid(verdict))
-    canon = pc.binary_join_element_wise(pc.utf8_rtrim(text, characters=PY_WHITESPACE), "\n\n" + _VERDICT_HEAD,
-                                        verdict, _VERDICT_TAIL, "")
-    return _arr(pc.if_else(forced, canon, text))
-
-
 def _col(df: pl.DataFrame, name: str, rows: np.ndarray) -> pa.Array:
     return df[name].gather(rows).to_arrow().cast(pa.string())
 
@@ -400,18 +199,18 @@ def _col(df: pl.DataFrame, name: str, rows: np.ndarray) -> pa.Array:
 SLAB_BYTES = 256 << 20  # judgment text fetched per slab of output rows (bounds memory on large inputs)
 
 
-def _slabs(n: int, texts: _Rows, per_row: int, batch: int) -> Iterator[tuple[int, int]]:
+def _slabs(n: int, texts: Rows, per_row: int, batch: int) -> Iterator[tuple[int, int]]:
     size = max(batch, int(SLAB_BYTES // max(1.0, texts.row_bytes * per_row)) // batch * batch)
     for s in range(0, n, size):
         yield s, min(n, s + size)
 
 
-def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: _Rows, pairs: _Pairs,
+def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: Rows, pairs: PairTexts,
                  iteration: str, batch: int) -> Iterator[pa.RecordBatch]:
     pos = df["pos"].to_numpy().astype(np.int64)
     pair_pos = pairs.rows_of(df["pair_id"].gather(rows)) if len(rows) else np.array([], dtype=np.int64)
     for a, z in _slabs(len(rows), texts, 1, batch):
-        tslab, pslab = _Slab(texts, pos[rows[a:z]], "sft"), _Slab(pairs.rows, pair_pos[a:z], "sft")
+        tslab, pslab = Slab(texts, pos[rows[a:z]], "sft"), Slab(pairs.rows, pair_pos[a:z], "sft")
         for s in range(a, z, batch):
             r = rows[s:min(z, s + batch)]
             jid, order, verdict, source = (_col(df, c, r) for c in ("judgment_id", "order", "verdict", "verdict_source"))
@@ -419,25 +218,25 @@ def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: _Rows, pairs: _Pairs
                 pc.binary_join_element_wise(f"{iteration}:sft:", jid, ""), _col(df, "pair_id", r),
                 pa.array([iteration] * len(r), pa.string()), order, jid, verdict, source,
                 pairs.prompts(pslab, pair_pos[s:s + len(r)], order),
-                _completions(tslab.column("text", pos[r]), verdict, source),
+                completions(tslab.column("text", pos[r]), verdict, source),
             ], schema=SFT)
 
 
-def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: _Rows, pairs: _Pairs,
+def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: Rows, pairs: PairTexts,
                  iteration: str, batch: int) -> Iterator[pa.RecordBatch]:
     pos = df["pos"].to_numpy().astype(np.int64)
     pair_pos = pairs.rows_of(df["pair_id"].gather(gi)) if len(gi) else np.array([], dtype=np.int64)
     for a, z in _slabs(len(gi), texts, 2, batch):
-        tslab = _Slab(texts, np.concatenate([pos[gi[a:z]], pos[bi[a:z]]]), "dpo")
-        pslab = _Slab(pairs.rows, pair_pos[a:z], "dpo")
+        tslab = Slab(texts, np.concatenate([pos[gi[a:z]], pos[bi[a:z]]]), "dpo")
+        pslab = Slab(pairs.rows, pair_pos[a:z], "dpo")
         for s in range(a, z, batch):
             g, b = gi[s:min(z, s + batch)], bi[s:min(z, s + batch)]
             gid, bid, order = _col(df, "judgment_id", g), _col(df, "judgment_id", b), _col(df, "order", g)
             gv, bv = _col(df, "verdict", g), _col(df, "verdict", b)
-            chosen = _completions(tslab.column("text", pos[g]), gv, _col(df, "verdict_source", g))
+            chosen = completions(tslab.column("text", pos[g]), gv, _col(df, "verdict_source", g))
             # the rejected side is the judge's own text: an unparsed one is a negative as written
             b_parsed = pc.fill_null(pc.equal(_col(df, "verdict_source", b), "parsed"), False)
-            rejected = _arr(tslab.column("text", pos[b]))
+            rejected = whole(tslab.column("text", pos[b]))
             yield pa.RecordBatch.from_arrays([
                 pc.binary_join_element_wise(f"{iteration}:dpo:", gid, "|", bid, ""), _col(df, "pair_id", g),
                 pa.array([iteration] * len(g), pa.string()), order, pairs.prompts(pslab, pair_pos[s:s + len(g)], order),
@@ -450,7 +249,7 @@ def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: _Rows,
 OUT_BATCH = 32 * 1024
 
 
-def _curate(narrow: pl.DataFrame, texts: _Rows, pairs: _Pairs, cfg: CurationConfig, iteration: str, want: set[str],
+def _curate(narrow: pl.DataFrame, texts: Rows, pairs: PairTexts, cfg: CurationConfig, iteration: str, want: set[str],
             batch: int | None = None):
     """Select the sets; returns {kind: (funnel, batch iterator)} (texts are fetched as the batches are built)."""
     df = _prepare(narrow)
@@ -479,20 +278,6 @@ def _write(batches: Iterator[pa.RecordBatch], schema: pa.Schema, tmp: Path, stop
     return n
 
 
-_UNREADABLE = (pa.lib.ArrowException, OSError, pl.exceptions.PolarsError)
-
-
-@contextlib.contextmanager
-def _names_the_file(path: str | Path) -> Iterator[None]:
-    """A corrupted page read mid-way fails naming the file, like io.read_parquet."""
-    try:
-        yield
-    except _UNREADABLE as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: not a readable Parquet file ({e}); re-run the stage that writes it") from None
-
-
 def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: CurationConfig, iteration: str,
                  sft_path: str | Path, dpo_path: str | Path, template: str = "standard") -> tuple[dict[str, Any], dict[str, Any]]:
     """Curate a judgments Parquet file into the SFT and DPO Parquet files; return (sft funnel, dpo funnel).
@@ -502,7 +287,7 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
     the judgments and pairs files that hold its rows (a judgments file in
     about judgment_id order, as the judge stage writes it, is read about once
     for both sets: the two builders share each decoded row group, see
-    `_Groups`; any order works, with more reading), and writes both sets in
+    `RowGroups`; any order works, with more reading), and writes both sets in
     row groups of 32k rows, on two threads, each file atomically. Memory stays
     bounded by the narrow columns plus a slab per set and a few shared row
     groups. Same rules and draws as `curate_sft` / `curate_dpo`.
@@ -518,11 +303,11 @@ def curate_files(judgments_path: str | Path, pairs_path: str | Path, cfg: Curati
             check_table(kind, schema.empty_table(), str(path))
         elif missing := [c for c in PAIR_COLUMNS if c not in schema.names]:
             raise ValueError(f"{path}: not a pairs table, missing columns {missing}")
-    with _names_the_file(pairs_path):
-        pairs = _Pairs(pq.read_table(pairs_path, columns=["pair_id"]),
-                       _Rows(PAIR_COLUMNS[1:], path=pairs_path, consumers=("sft", "dpo")), template)
-    texts = _Rows(["text"], path=judgments_path, consumers=("sft", "dpo"))
-    with _names_the_file(judgments_path):
+    with names_the_file(pairs_path):
+        pairs = PairTexts(pq.read_table(pairs_path, columns=["pair_id"]),
+                       Rows(PAIR_COLUMNS[1:], path=pairs_path, consumers=("sft", "dpo")), template)
+    texts = Rows(["text"], path=judgments_path, consumers=("sft", "dpo"))
+    with names_the_file(judgments_path):
         # no local reference to the narrow frame: _curate frees it once sorted
         res = _curate(pl.read_parquet(judgments_path, columns=NARROW), texts, pairs, cfg, iteration, {"sft", "dpo"})
     # The two sets are built and compressed on two threads (Arrow and polars release the GIL),
@@ -556,7 +341,7 @@ def _from_dicts(judgments: list[dict[str, Any]], pairs: dict[str, dict[str, Any]
     texts = pa.table({"text": pa.array([j["text"] for j in judgments], pa.string())})
     table = pa.table({"pair_id": pa.array(list(pairs), pa.string()),
                       **{c: pa.array([p[c] for p in pairs.values()], pa.string()) for c in PAIR_COLUMNS[1:]}})
-    return narrow, _Rows(["text"], table=texts), _Pairs(table, _Rows(PAIR_COLUMNS[1:], table=table))
+    return narrow, Rows(["text"], table=texts), PairTexts(table, Rows(PAIR_COLUMNS[1:], table=table))
 
 
 def _rows(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> list[dict[str, Any]]:
