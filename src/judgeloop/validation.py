@@ -7,7 +7,8 @@ sft). The suites run on pandas frames in an ephemeral GX context, so nothing is
 written to a GX project folder. `validate_files` validates parquet files, writes
 `results.json` and GX Data Docs HTML, and `raise_on_failure` turns failed
 reports into one `DataValidationError` naming the dataset, the expectation and a
-few offending row ids (computed in pandas, since GX reports values, not ids).
+few offending row ids (the key values of the rows GX's COMPLETE result format
+lists as unexpected; for the A/B balance, a mean, the over-represented side).
 
 Large files are validated in parts so that neither memory nor GX's per-metric
 row filtering grows with the text: GX runs each batch's expectations on (1) a
@@ -106,8 +107,11 @@ class ValidationReport:
 
 @dataclass(frozen=True)
 class _Check:
+    """An expectation. GX names the rows a column-map expectation fails (its `unexpected_index_list`);
+    an aggregate one (a mean) fails as a whole, and `rows` says which rows to show for it."""
+
     expectation: gxe.Expectation
-    bad: Callable[[pd.DataFrame], pd.Series]  # rows of the batch that violate it
+    rows: Callable[[pd.DataFrame], pd.Series] | None = None
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
@@ -115,43 +119,30 @@ def _col(df: pd.DataFrame, name: str) -> pd.Series:
     return df[name] if name in df.columns else pd.Series(None, index=df.index, dtype=object)
 
 
-def _none(df: pd.DataFrame) -> pd.Series:
-    return pd.Series(False, index=df.index, dtype=bool)
-
-
 def _not_null(c: str) -> _Check:
-    return _Check(gxe.ExpectColumnValuesToNotBeNull(column=c), lambda d: _col(d, c).isna())
+    return _Check(gxe.ExpectColumnValuesToNotBeNull(column=c))
 
 
 def _unique(c: str) -> _Check:
-    def bad(d: pd.DataFrame) -> pd.Series:
-        s = _col(d, c)
-        return s.notna() & s.duplicated(keep=False)
-
-    return _Check(gxe.ExpectColumnValuesToBeUnique(column=c), bad)
+    return _Check(gxe.ExpectColumnValuesToBeUnique(column=c))
 
 
 def _in_set(c: str, values: list) -> _Check:
-    return _Check(gxe.ExpectColumnValuesToBeInSet(column=c, value_set=values, mostly=1.0),
-                  lambda d: _col(d, c).notna() & ~_col(d, c).isin(values))
+    return _Check(gxe.ExpectColumnValuesToBeInSet(column=c, value_set=values, mostly=1.0))
 
 
 def _lengths(c: str, lo: int | None, hi: int | None) -> _Check:
-    def bad(d: pd.DataFrame) -> pd.Series:
-        n = _col(d, c).map(lambda v: len(v) if isinstance(v, str) else float("nan")).astype(float)
-        return n.notna() & ((n < (lo or 0)) | (n > (hi if hi is not None else float("inf"))))
-
-    return _Check(gxe.ExpectColumnValueLengthsToBeBetween(column=c, min_value=lo, max_value=hi), bad)
+    return _Check(gxe.ExpectColumnValueLengthsToBeBetween(column=c, min_value=lo, max_value=hi))
 
 
 def _flag(c: str) -> _Check:
     """A computed boolean column that must be True on every row."""
-    return _Check(gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[True]), lambda d: d[c] != True)  # noqa: E712
+    return _Check(gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[True]))
 
 
 def _columns(kind: str) -> _Check:
     names = SCHEMAS[DATASETS[kind].schema].names
-    return _Check(gxe.ExpectTableColumnsToMatchSet(column_set=names, exact_match=False), _none)
+    return _Check(gxe.ExpectTableColumnsToMatchSet(column_set=names, exact_match=False))
 
 
 def _ok_rows(batch: str, df: pd.DataFrame) -> pd.DataFrame:
@@ -235,7 +226,7 @@ def _likert_verdict(text: str) -> str | None:
 
 
 def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_chars: int) -> list[_Check]:
-    """The expectations of a batch (df is the prepared frame), each with its pandas twin."""
+    """The expectations of a batch (df is the prepared frame)."""
     if batch == "pairs":
         return [_columns("pairs"), _unique("pair_id"),
                 *map(_not_null, ["pair_id", "prompt_id", "generator", "gen_status"]),
@@ -268,8 +259,8 @@ def _checks(batch: str, df: pd.DataFrame, ab_tolerance: float | None, max_text_c
             share = float(df["_is_a"].mean())
             side = 1.0 if share > hi else 0.0  # the over-represented verdict's rows
 
-            def bad(d: pd.DataFrame) -> pd.Series:
-                return d["_is_a"].eq(side) if not lo <= share <= hi else _none(d)
+            def bad(d: pd.DataFrame) -> pd.Series:  # the over-represented side's rows
+                return d["_is_a"].eq(side)
 
             checks.append(_Check(gxe.ExpectColumnMeanToBeBetween(column="_is_a", min_value=lo,
                                                                   max_value=hi), bad))
@@ -327,11 +318,14 @@ def _context(docs_dir: str | None = None):
     return ctx
 
 
-def _ids(df: pd.DataFrame, key: str, mask: pd.Series) -> list[str]:
-    """Distinct key values of the masked rows ("<row i>" where the key itself is null)."""
-    keys = _col(df, key)[mask.to_numpy(dtype=bool)]
+def _ids(keys: pd.Series) -> list[str]:
+    """Distinct key values of some rows ("<row i>" where the key itself is null)."""
     ids = [f"<row {i}>" if pd.isna(v) else str(v) for i, v in keys.items()]
     return list(dict.fromkeys(ids))[:MAX_EXAMPLES]
+
+
+# COMPLETE: every failing row's index (unexpected_index_list); not the SQL-like query GX would also build
+RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
 
 
 def _column(check: _Check) -> str | None:
@@ -411,11 +405,16 @@ class _Part:
     def run(self, batch: str, key: str, frame: pd.DataFrame, out: dict[int, dict]) -> None:
         if not self.checks:
             return
-        run = self.vd.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        run = self.vd.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
         for res in run.results:
             cfg = res.expectation_config
             i = cfg.meta["check"]
-            bad = self.checks[i].bad(frame) if not res.success else _none(frame)
+            rows, keys = res.result.get("unexpected_index_list"), _col(frame, key)
+            if rows is not None:  # a column-map expectation: GX names its rows
+                failing = keys.loc[rows]
+            else:  # the columns or a mean: the check says which rows to show, if any
+                rows_of = self.checks[i].rows
+                failing = keys[rows_of(frame).to_numpy(dtype=bool)] if rows_of and not res.success else keys.iloc[:0]
             count = res.result.get("unexpected_count")
             errors = {e.get("exception_message") for e in (res.exception_info or {}).values()
                       if isinstance(e, dict) and e.get("raised_exception")}
@@ -427,8 +426,8 @@ class _Part:
                 "expectation": cfg.type,
                 "kwargs": {k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
                 "success": bool(res.success),
-                "unexpected_count": int(count) if count is not None else int(bad.sum()),
-                "examples": _ids(frame, key, bad),
+                "unexpected_count": int(count) if count is not None else len(failing),
+                "examples": _ids(failing),
                 "details": "; ".join(sorted(errors)) if errors else (None if res.success else details),
             }
             if i in out:  # another chunk of the same check
