@@ -34,6 +34,7 @@ def test_audit_diff_and_validation_read_the_registry():
 
 def test_every_method_names_registered_kinds():
     for m in METHODS.values():
-        for kind in (m.ITEMS, m.JUDGMENTS, m.SFT, m.EVAL, *m.VALIDATED):
+        k = m.KINDS
+        for kind in (k.items, k.judgments, k.sft, k.eval, *k.validated):
             assert kind in DATASETS, (m.NAME, kind)
-        assert all(kind in validation.BATCHES for kind in m.VALIDATED)
+        assert all(kind in validation.BATCHES for kind in k.validated)

@@ -119,9 +119,9 @@ def _toy_evaluate(params, name, items, evalsets, backend):
     return to_table("eval", eval_rows("synthetic", judged, {}, "A", "A")), {"synthetic": summarise(judged)}
 
 
-ALWAYS_A = SimpleNamespace(NAME="always_a", ITEMS="pairs", JUDGMENTS="judgments", SFT="sft", EVAL="eval", LEAK_ID="prompt_id",
+ALWAYS_A = SimpleNamespace(NAME="always_a", KINDS=methods.pairwise.KINDS, LEAK_ID="prompt_id",
                            METRICS={"acc": "accuracy", "a_share": "a_rate"}, HEADLINE_SET="synthetic",
-                           VALIDATED=("pairs", "judgments", "sft", "dpo"), judge=_toy_judge,
+                           judge=_toy_judge,
                            curate=methods.pairwise.curate, evaluate=_toy_evaluate, leaked=methods.pairwise.leaked)
 
 

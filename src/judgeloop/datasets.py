@@ -56,6 +56,21 @@ DATASETS: dict[str, Dataset] = {d.kind: d for d in (
     Dataset("likert_eval", "eval", True, "likert_eval", ("example_id",), variant_of="eval"),
 )}
 
+@dataclass(frozen=True)
+class MethodKinds:
+    """The dataset kinds a judging method reads and writes (methods/)."""
+
+    items: str  # what it judges: data/pairs.parquet, data/rubrics.parquet
+    judgments: str
+    sft: str
+    eval: str
+
+    @property
+    def validated(self) -> tuple[str, ...]:
+        """What the validate stage checks after curation."""
+        return (self.items, self.judgments, self.sft, "dpo")
+
+
 #: one per file name: the kinds audit makes views of and diff compares (a variant is read as the kind it shares a file with)
 FILES: dict[str, Dataset] = {k: d for k, d in DATASETS.items() if d.variant_of is None}
 

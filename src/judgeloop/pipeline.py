@@ -116,11 +116,11 @@ def _backend_of(params: Params, name: str) -> Any:
 def run_judge(params: Params, args: Any) -> None:
     it = args.iteration
     method = method_of(params.method)
-    items = read_parquet(data_path(method.ITEMS))
+    items = read_parquet(data_path(method.KINDS.items))
     backend = _backend_of(params, params.iterations[it].prev)
     t0 = time.time()
     table, counts = method.judge(params, it, items, backend)
-    write_parquet(table, data_path(method.JUDGMENTS, it))
+    write_parquet(table, data_path(method.KINDS.judgments, it))
     stats = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
     write_json({"throughput": stats, "judgments": table.num_rows, **counts}, STATS / it / "judge.json")
 
@@ -128,7 +128,8 @@ def run_judge(params: Params, args: Any) -> None:
 def run_curate(params: Params, args: Any) -> None:
     it = args.iteration
     method = method_of(params.method)
-    funnel = method.curate(params, it, data_path(method.JUDGMENTS, it), data_path(method.ITEMS), data_path(method.SFT, it),
+    kinds = method.KINDS
+    funnel = method.curate(params, it, data_path(kinds.judgments, it), data_path(kinds.items), data_path(kinds.sft, it),
                            data_path("dpo", it), lambda: _backend_of(params, params.iterations[it].prev))
     write_json(funnel, STATS / it / "curation.json")
 
@@ -140,11 +141,12 @@ def run_validate(params: Params, args: Any) -> None:
 
     it = args.iteration
     method = method_of(params.method)
-    if leaked := method.leaked(read_parquet(data_path(method.ITEMS)), read_parquet(data_path(method.JUDGMENTS, it))):
+    kinds = method.KINDS
+    if leaked := method.leaked(read_parquet(data_path(kinds.items)), read_parquet(data_path(kinds.judgments, it))):
         raise ValueError(f"validate@{it}: {len(leaked)} item(s) judged for training in {it} are in the evaluation "
                          f"split too (the test set would be trained on): {method.LEAK_ID} {', '.join(leaked[:5])}")
     balanced = params.curation_for(it).balance == "truncate"
-    paths = {kind: str(data_path(kind, it)) for kind in method.VALIDATED}
+    paths = {kind: str(data_path(kind, it)) for kind in kinds.validated}
     reports = validate_files(paths, str(REPORTS / it / "validation"),
                              ab_tolerance=0.2 if balanced else None)
     for r in reports:
@@ -209,7 +211,7 @@ def run_evaluate(params: Params, args: Any) -> None:
 
     name = args.iteration
     method = method_of(params.method)
-    items = read_parquet(data_path(method.ITEMS))
+    items = read_parquet(data_path(method.KINDS.items))
     evalsets = {}
     for es in params.evaluation.sets:
         evalsets[es.name] = read_parquet(evalset_path(es.name))
@@ -217,7 +219,7 @@ def run_evaluate(params: Params, args: Any) -> None:
     backend = _backend_of(params, name)
     t0 = time.time()
     table, sets = method.evaluate(params, name, items, evalsets, backend)
-    write_parquet(table, data_path(method.EVAL, name))
+    write_parquet(table, data_path(method.KINDS.eval, name))
     throughput = backend.stats.as_dict() | {"wall_s": round(time.time() - t0, 2)}
     _write_eval(name, method, sets, throughput)
 

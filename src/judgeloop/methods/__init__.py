@@ -1,8 +1,8 @@
 """Judging methods, one module each, all with the same shape; `params.method` picks one (`method_of`).
 
-A method module names the dataset kinds (datasets.py) it reads and writes
-(ITEMS: what it judges; JUDGMENTS, SFT, EVAL; VALIDATED: what the validate stage checks; LEAK_ID:
-the id `leaked` returns; METRICS and HEADLINE_SET: what metrics/<judge>/eval.json holds) and has
+A method module names the dataset kinds it reads and writes (KINDS, a
+datasets.MethodKinds), the id `leaked` returns (LEAK_ID) and what
+metrics/<judge>/eval.json holds (METRICS, HEADLINE_SET), and has
 - judge(params, it, items, backend) -> (judgments table, counts for stats)
 - curate(params, it, judgments, items, sft, dpo, backend) -> funnel (writes the SFT and DPO files)
 - evaluate(params, name, items, evalsets, backend) -> (eval table, {set: summary})

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ..backends import Backend, Sampling
 from ..config import Params
+from ..datasets import MethodKinds
 from ..metrics import LIKERT_EVAL
 from ..io import write_parquet
 from ..likert import RubricItem, judge_likert, likert_metrics
@@ -24,11 +25,7 @@ from ..schemas import check_table, to_table
 log = logging.getLogger("judgeloop")
 
 NAME = "likert"
-ITEMS = "rubrics"  # the dataset kind it judges (data/rubrics.parquet)
-JUDGMENTS = "likert_judgments"  # the dataset kinds it writes
-EVAL = "likert_eval"
-SFT = "likert_sft"
-VALIDATED = (ITEMS, JUDGMENTS, SFT, "dpo")  # what the validate stage checks
+KINDS = MethodKinds(items="rubrics", judgments="likert_judgments", sft="likert_sft", eval="likert_eval")
 METRICS = LIKERT_EVAL  # metrics/<judge>/eval.json: name -> key of an evaluation summary
 HEADLINE_SET = "rubrics"  # the set whose numbers head that file
 LEAK_ID = "item_id"  # what `leaked` names
@@ -55,7 +52,7 @@ def build_items(params: Params, pairs: pa.Table | None) -> pa.Table:
         }
         for it in sorted(items, key=lambda i: i.item_id)
     ]
-    return to_table(ITEMS, rows)
+    return to_table(KINDS.items, rows)
 
 
 def _rubric_items(items: pa.Table, split: str) -> list[RubricItem]:
@@ -87,7 +84,7 @@ def judge(params: Params, it: str, items: pa.Table, backend: Backend) -> tuple[p
         }
         for j in judged
     ]
-    return to_table(JUDGMENTS, rows), {"items": len(rubric)}
+    return to_table(KINDS.judgments, rows), {"items": len(rubric)}
 
 
 def curate(params: Params, it: str, judgments: Path, items: Path, sft: Path, dpo: Path,
@@ -99,7 +96,7 @@ def curate(params: Params, it: str, judgments: Path, items: Path, sft: Path, dpo
     from ..likert import curate_likert, make_meta_judge
 
     table = read_parquet(judgments)
-    check_table(JUDGMENTS, table, str(judgments))
+    check_table(KINDS.judgments, table, str(judgments))
     rubric = {i.item_id: i for i in _rubric_items(read_parquet(items), params.pairs_split(it))}
     cfg, lk = params.curation_for(it), params.likert
     meta = make_meta_judge(backend(), lk.meta_judge_max_tokens, seed=cfg.seed) if lk.tie_break == "meta_judge" else None
@@ -125,7 +122,7 @@ def score_items(rubric: list[RubricItem], backend: Backend, max_tokens: int, fal
          "finish_reason": j.finish_reason}
         for j in judged
     ]
-    return to_table(EVAL, rows), judged, [gold[j.item_id] for j in judged]
+    return to_table(KINDS.eval, rows), judged, [gold[j.item_id] for j in judged]
 
 
 def evaluate(params: Params, name: str, items: pa.Table, evalsets: dict[str, pa.Table],

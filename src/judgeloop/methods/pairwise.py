@@ -16,17 +16,14 @@ import pyarrow as pa
 
 from ..backends import Backend, Sampling
 from ..config import Params
+from ..datasets import MethodKinds
 from ..metrics import PAIRWISE_EVAL
 from ..schemas import to_table
 
 log = logging.getLogger("judgeloop")
 
 NAME = "pairwise"
-ITEMS = "pairs"  # the dataset kind it judges (data/pairs.parquet)
-JUDGMENTS = "judgments"  # the dataset kinds it writes
-EVAL = "eval"
-SFT = "sft"
-VALIDATED = ("pairs", JUDGMENTS, SFT, "dpo")  # what the validate stage checks
+KINDS = MethodKinds(items="pairs", judgments="judgments", sft="sft", eval="eval")
 METRICS = PAIRWISE_EVAL  # metrics/<judge>/eval.json: name -> key of an evaluation summary
 HEADLINE_SET = "synthetic"  # the set whose numbers head that file
 LEAK_ID = "prompt_id"  # what `leaked` names
@@ -65,7 +62,7 @@ def judge(params: Params, it: str, items: pa.Table, backend: Backend) -> tuple[p
         }
         for j in judged
     ]
-    return to_table(JUDGMENTS, rows), {"pairs": len(pairs)}
+    return to_table(KINDS.judgments, rows), {"pairs": len(pairs)}
 
 
 def curate(params: Params, it: str, judgments: Path, items: Path, sft: Path, dpo: Path,
@@ -120,7 +117,7 @@ def evaluate(params: Params, name: str, items: pa.Table, evalsets: dict[str, pa.
         bench = summary[set_name].get("benchmark")
         log.info("evaluate@%s %s: accuracy %s, parse rate %s%s", name, set_name, summary[set_name].get("accuracy"),
                  summary[set_name]["parse_rate"], f", {bench['name']} {bench['overall']}" if bench else "")
-    return to_table(EVAL, rows), summary
+    return to_table(KINDS.eval, rows), summary
 
 
 def leaked(items: pa.Table, judgments: pa.Table) -> list[str]:
