@@ -2,7 +2,8 @@
 
 Nothing else in judgeloop reads YAML. Every model forbids unknown keys, so a
 typo such as ``judging.sampels`` fails before any work starts, with a message
-that names the key and what is allowed.
+that names the key and what is allowed; `training` also takes the fields of
+the installed TRL's SFTConfig / DPOConfig, under TRL's names.
 """
 
 from __future__ import annotations
