@@ -90,6 +90,27 @@ def test_forced_verdict_gets_canonical_line_and_prompt_matches_order():
     assert training_completion("text [[A]]", "A", "parsed") == "text [[A]]"
 
 
+def test_forced_text_drop_trains_the_verdict_line_alone():
+    """curation.forced_text: drop: a forced verdict's completion is the canonical line without the judge's
+    text (SFT and DPO's chosen side); a verdict the judge wrote is kept as written."""
+    forced = J("p", "wl", 0, "A", source="forced", status="none") | {"text": "The answer is 4."}
+    rows, _ = curate_sft([forced], PAIRS, cfg(forced_text="drop"), "it1")
+    assert rows[0]["completion"] == "Final verdict: [[A]]" == training_completion("The answer is 4.", "A", "forced", "drop")
+    assert training_completion("A is right. [[A]]", "A", "parsed", "drop") == "A is right. [[A]]"
+    wrong = J("p", "wl", 1, "B") | {"text": "B is right. [[B]]"}
+    (d,), _ = curate_dpo([forced, wrong], PAIRS, cfg(forced_text="drop", dpo_chosen="parsed_or_forced"), "it1")
+    assert d["chosen"] == "Final verdict: [[A]]" and d["rejected"] == "B is right. [[B]]"
+
+
+def test_both_orders_keeps_a_pair_only_with_a_correct_judgment_in_each_order():
+    js = [J("p", "wl", 0, "A"), J("p", "lw", 0, "A"), J("p", "lw", 1, "B"),  # p: right in both orders
+          J("q", "wl", 0, "A"), J("q", "lw", 0, "A")]  # q: right only when the better one is shown first
+    rows, funnel = curate_sft(js, PAIRS, cfg(per="both_orders", balance="truncate"), "it1")
+    assert sorted((r["pair_id"], r["order"], r["verdict"]) for r in rows) == [("p", "lw", "B"), ("p", "wl", "A")]
+    assert funnel["pairs_missing_an_order"] == 1 and funnel["removed_by_balance"] == 0
+    assert curate_sft(js, PAIRS, cfg(per="pair_order"), "it1")[1]["pairs_missing_an_order"] == 0
+
+
 def test_no_judgments():
     rows, funnel = curate_sft([], PAIRS, cfg(), "it1")
     assert rows == [] and funnel["empty_reason"] == "no judgments to curate"

@@ -1,6 +1,7 @@
 """Training on a tiny random-weight model: the precision path and what is saved."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,49 @@ def test_trl_fields_reach_trl_and_judgeloop_keeps_what_it_manages(tmp_path, conf
     assert (args.per_device_train_batch_size, args.num_train_epochs, args.weight_decay, args.optim) == (2, 1.0, 0.05, "adamw_torch")
     assert (args.logging_steps, args.seed, args.data_seed, args.output_dir) == (5, 7, 7, str(tmp_path))
     assert args.save_strategy == "no" and args.gradient_checkpointing is False  # judgeloop's defaults
+
+
+def test_pair_layout_puts_both_orders_of_a_pair_side_by_side_in_a_seeded_order():
+    from judgeloop.training import pair_layout
+
+    keys = [("p1", "lw"), ("p2", "wl"), ("p1", "wl"), ("p3", "wl"), ("p2", "lw"), ("p4", "lw"), ("p4", "wl")]
+    got = pair_layout(keys, seed=0)
+    assert sorted(got) == list(range(len(keys)))
+    laid = [keys[i] for i in got]
+    assert laid[-1] == ("p3", "wl")  # no other order: last
+    for k in range(0, 6, 2):  # whole pairs, wl first
+        assert laid[k][0] == laid[k + 1][0] and (laid[k][1], laid[k + 1][1]) == ("wl", "lw")
+    assert got == pair_layout(keys, seed=0)
+    assert {tuple(pair_layout(keys, seed=s)) for s in range(8)} != {tuple(got)}  # the seed draws the order
+
+
+def test_pair_batches_need_an_even_batch_and_own_the_sampler():
+    with pytest.raises(ValueError, match="even training.per_device_train_batch_size"):
+        TrainingConfig(pair_batches=True, per_device_train_batch_size=3)
+    with pytest.raises(ValueError, match="train_sampling_strategy: set by judgeloop"):
+        TrainingConfig(pair_batches=True, train_sampling_strategy="random")
+
+
+def test_pair_batches_train_whole_pairs_in_every_batch(tiny_model, tmp_path, monkeypatch):
+    """The batches TRL's dataloader yields hold both orders of the same pairs (decoded from the token ids)."""
+    import trl
+    from transformers import AutoTokenizer
+
+    def batches(self, *a, **k):
+        raise _Prepared([b["input_ids"] for b in self.get_train_dataloader()])
+
+    monkeypatch.setattr(trl.SFTTrainer, "train", batches)
+    rows = [{"pair_id": f"p{p}", "order": o, "prompt": "which is better " + "good " * (p + 1),
+             "completion": f"Final verdict [[{'A' if o == 'wl' else 'B'}]]"} for p in range(6) for o in ("lw", "wl")]
+    cfg = TrainingConfig(pair_batches=True, max_steps=1, learning_rate=1e-6, per_device_train_batch_size=4, max_length=64)
+    with pytest.raises(_Prepared) as got:
+        train_sft(rows[::-1], tiny_model, tmp_path / "o", cfg, {"name": "t"})
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    seen = []
+    for ids in got.value.args[0]:
+        texts = [tok.decode(x, skip_special_tokens=True).replace(" ", "") for x in ids]
+        pairs = [t.count("good") - 1 for t in texts]  # the tiny tokenizer knows few words: "good" x (p + 1) names pair p
+        verdicts = [re.search(r"\[\[([AB])\]\]", t).group(1) for t in texts]
+        assert len(pairs) == 4 and pairs[0] == pairs[1] and pairs[2] == pairs[3] and verdicts == ["A", "B", "A", "B"], texts
+        seen += pairs
+    assert sorted(seen) == sorted(list(range(6)) * 2)

@@ -212,7 +212,10 @@ class JudgingConfig(SamplingConfig):
 
 
 class CurationConfig(_Model):
-    per: Literal["pair", "pair_order"] = "pair_order"  # the paper: pair
+    # one kept judgment per: pair (the paper) | pair_order | both_orders: one per pair and order, and
+    # a pair only when both of its orders have one (the same content shown both ways, once with
+    # the verdict [[A]] and once [[B]]: balanced by construction, see training.pair_batches)
+    per: Literal["pair", "pair_order", "both_orders"] = "pair_order"
     min_correct_fraction: float = Field(0.0, ge=0.0, le=1.0)
     balance: Literal["truncate", "none"] = "truncate"
     # DPO: (correct, incorrect) combinations drawn per pair and order
@@ -223,6 +226,11 @@ class CurationConfig(_Model):
     # unparsed judgment is only ever a negative); `parsed_or_forced` also takes
     # forced verdicts, for a seed that writes no verdict at all (SmolLM2-135M)
     dpo_chosen: Literal["parsed", "parsed_or_forced"] = "parsed"
+    # what a kept forced verdict is trained as: keep = the judge's own text, then the
+    # canonical verdict line (the paper's shape: reasoning, then verdict); drop = the
+    # verdict line alone, for a seed whose text does not judge (SmolLM2-135M answers
+    # the instruction instead): the next judge learns the verdict from the prompt
+    forced_text: Literal["keep", "drop"] = "keep"
     seed: int = 3
 
     @property
@@ -294,6 +302,10 @@ class TrainingConfig(_Model):
     # accelerate_config` (DDP, FSDP, DeepSpeed ZeRO-3 configs in configs/accelerate/)
     launcher: Literal["python", "accelerate"] = "python"
     accelerate_config: str | None = None
+    # both orders of a pair in the same batch (wl, then lw; pairs in a seeded order, the same
+    # every epoch): every step sees the same content with the verdict [[A]] and with [[B]],
+    # so no step pushes the judge towards a position (curation.per: both_orders keeps such pairs)
+    pair_batches: bool = False
     # TRL's fields with judgeloop's defaults (seed also seeds the data order: data_seed)
     num_train_epochs: float = Field(2.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1)  # -1: use num_train_epochs
@@ -312,6 +324,16 @@ class TrainingConfig(_Model):
     def _launcher(self) -> TrainingConfig:
         if self.launcher == "accelerate" and not self.accelerate_config:
             raise ValueError("training.launcher: accelerate needs training.accelerate_config (see configs/accelerate/)")
+        return self
+
+    @model_validator(mode="after")
+    def _pair_batches(self) -> TrainingConfig:
+        if self.pair_batches and self.per_device_train_batch_size % 2:
+            raise ValueError("training.pair_batches needs an even training.per_device_train_batch_size "
+                             f"(each batch holds both orders of its pairs), got {self.per_device_train_batch_size}")
+        if self.pair_batches and "train_sampling_strategy" in (self.model_extra or {}):
+            raise ValueError("training.train_sampling_strategy: set by judgeloop while training.pair_batches is true "
+                             "(the pairs are laid out in order)")
         return self
 
     @model_validator(mode="after")

@@ -64,14 +64,18 @@ NARROW = ["judgment_id", "pair_id", "order", "verdict", "verdict_source", "parse
 PAIR_COLUMNS = ["pair_id", "instruction", "response_w", "response_l"]
 
 
-def training_completion(text: str, verdict: str, verdict_source: str) -> str:
+def training_completion(text: str, verdict: str, verdict_source: str, forced_text: str = "keep") -> str:
     """The judgment the next model learns to write.
 
     A forced verdict is not in the judge's text, so the canonical verdict line
     is appended: the next model learns the format from its own reasoning.
+    `forced_text: drop` trains the verdict line alone instead (`curation.forced_text`):
+    for a seed whose text does not judge, so that the verdict is learnt from the
+    prompt and not from unrelated words before it.
     """
     if verdict_source == "forced":
-        return f"{text.rstrip()}\n\n{canonical_verdict_line(verdict)}"
+        line = canonical_verdict_line(verdict)
+        return line if forced_text == "drop" else f"{text.rstrip()}\n\n{line}"
     return text
 
 
@@ -114,6 +118,11 @@ def _select_sft(df: pl.DataFrame, cfg: CurationConfig, iteration: str) -> tuple[
     funnel["groups_without_correct"] = int((frac == 0).sum())
     funnel["groups_below_min_correct_fraction"] = int(((frac > 0) & (frac < cfg.min_correct_fraction)).sum())
     kept_groups = groups.filter((frac >= cfg.min_correct_fraction) & (frac > 0)).select(keys)
+    funnel["pairs_missing_an_order"] = 0
+    if cfg.per == "both_orders":  # a pair whose two orders both have a kept group
+        both = kept_groups.group_by("pair_id").agg(pl.len()).filter(pl.col("len") == 2).select("pair_id")
+        funnel["pairs_missing_an_order"] = kept_groups["pair_id"].n_unique() - both.height
+        kept_groups = kept_groups.join(both, on="pair_id", how="semi", nulls_equal=True)
     cand = df.select("i", *keys).with_columns(u=pl.Series(u)).filter(good)
     cand = cand.join(kept_groups, on=keys, how="semi", nulls_equal=True)
     chosen = np.sort(cand.group_by(keys).agg(pl.col("i").sort_by("u", "i").first())["i"].to_numpy())
@@ -206,7 +215,7 @@ def _slabs(n: int, texts: Rows, per_row: int, batch: int) -> Iterator[tuple[int,
 
 
 def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: Rows, pairs: PairTexts,
-                 iteration: str, batch: int) -> Iterator[pa.RecordBatch]:
+                 iteration: str, batch: int, forced_text: str) -> Iterator[pa.RecordBatch]:
     pos = df["pos"].to_numpy().astype(np.int64)
     pair_pos = pairs.rows_of(df["pair_id"].gather(rows)) if len(rows) else np.array([], dtype=np.int64)
     for a, z in _slabs(len(rows), texts, 1, batch):
@@ -218,12 +227,12 @@ def _sft_batches(df: pl.DataFrame, rows: np.ndarray, texts: Rows, pairs: PairTex
                 pc.binary_join_element_wise(f"{iteration}:sft:", jid, ""), _col(df, "pair_id", r),
                 pa.array([iteration] * len(r), pa.string()), order, jid, verdict, source,
                 pairs.prompts(pslab, pair_pos[s:s + len(r)], order),
-                completions(tslab.column("text", pos[r]), verdict, source),
+                completions(tslab.column("text", pos[r]), verdict, source, forced_text),
             ], schema=SFT)
 
 
 def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: Rows, pairs: PairTexts,
-                 iteration: str, batch: int) -> Iterator[pa.RecordBatch]:
+                 iteration: str, batch: int, forced_text: str) -> Iterator[pa.RecordBatch]:
     pos = df["pos"].to_numpy().astype(np.int64)
     pair_pos = pairs.rows_of(df["pair_id"].gather(gi)) if len(gi) else np.array([], dtype=np.int64)
     for a, z in _slabs(len(gi), texts, 2, batch):
@@ -233,7 +242,7 @@ def _dpo_batches(df: pl.DataFrame, gi: np.ndarray, bi: np.ndarray, texts: Rows, 
             g, b = gi[s:min(z, s + batch)], bi[s:min(z, s + batch)]
             gid, bid, order = _col(df, "judgment_id", g), _col(df, "judgment_id", b), _col(df, "order", g)
             gv, bv = _col(df, "verdict", g), _col(df, "verdict", b)
-            chosen = completions(tslab.column("text", pos[g]), gv, _col(df, "verdict_source", g))
+            chosen = completions(tslab.column("text", pos[g]), gv, _col(df, "verdict_source", g), forced_text)
             # the rejected side is the judge's own text: an unparsed one is a negative as written
             b_parsed = pc.fill_null(pc.equal(_col(df, "verdict_source", b), "parsed"), False)
             rejected = whole(tslab.column("text", pos[b]))
@@ -259,11 +268,11 @@ def _curate(narrow: pl.DataFrame, texts: Rows, pairs: PairTexts, cfg: CurationCo
     if "sft" in want:
         rows, funnel = _select_sft(df, cfg, iteration)
         log.info("curation %s: %s", iteration, funnel)
-        out["sft"] = (funnel, _sft_batches(df, rows, texts, pairs, iteration, batch))
+        out["sft"] = (funnel, _sft_batches(df, rows, texts, pairs, iteration, batch, cfg.forced_text))
     if "dpo" in want:
         gi, bi, funnel = _select_dpo(df, cfg, iteration)
         log.info("dpo curation %s: %s", iteration, funnel)
-        out["dpo"] = (funnel, _dpo_batches(df, gi, bi, texts, pairs, iteration, batch))
+        out["dpo"] = (funnel, _dpo_batches(df, gi, bi, texts, pairs, iteration, batch, cfg.forced_text))
     return out
 
 

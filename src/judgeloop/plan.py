@@ -115,7 +115,7 @@ def make_plan(params: Params, pool: int | None = None) -> tuple[list[StagePlan],
         plans.append(StagePlan(f"judge@{it}", n * per, n * per * j.max_tokens,
                                f"{n} {unit}{orders} x {j.samples} samples from models/{params.iterations[it].prev}"))
         tr = params.training_for(it)
-        examples = n * (2 if params.curation_for(it).per == "pair_order" else 1)
+        examples = n * (2 if params.curation_for(it).per != "pair" else 1)
         plans.append(StagePlan(f"train@{it}", 0, 0, f"at most {examples} {tr.algo} examples, "
                                f"about {_train_steps(examples, tr)} steps (batch {tr.per_device_train_batch_size} x accum "
                                f"{tr.gradient_accumulation_steps})"))

@@ -218,11 +218,11 @@ def whole(x: pa.Array | pa.ChunkedArray) -> pa.Array:
     return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
 
 
-def completions(text: pa.Array, verdict: pa.Array, source: pa.Array) -> pa.Array:
+def completions(text: pa.Array, verdict: pa.Array, source: pa.Array, forced_text: str = "keep") -> pa.Array:
     """training_completion column-wise: forced verdicts (with a verdict) get the canonical line."""
     forced = pc.and_(pc.fill_null(pc.equal(source, "forced"), False), pc.is_valid(verdict))
-    canon = pc.binary_join_element_wise(pc.utf8_rtrim(text, characters=PY_WHITESPACE), "\n\n" + _VERDICT_HEAD,
-                                        verdict, _VERDICT_TAIL, "")
+    kept = () if forced_text == "drop" else (pc.utf8_rtrim(text, characters=PY_WHITESPACE), "\n\n")
+    canon = pc.binary_join_element_wise(*kept, _VERDICT_HEAD, verdict, _VERDICT_TAIL, "")
     return whole(pc.if_else(forced, canon, text))
 
 

@@ -11,8 +11,10 @@ ran 0.9x fp32 with AVX-512 bf16 and ~40x slower with AVX2 only).
 from __future__ import annotations
 
 import logging
+import random
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,38 @@ def _trainer_args(cfg: TrainingConfig, config: str, work: str, prec: dict[str, A
     """The arguments of TRL's `config` (SFTConfig or DPOConfig): judgeloop's defaults for logging and saving,
     then every TRL field params set (`TrainingConfig.trl_args`), then what judgeloop manages."""
     defaults = dict(logging_steps=1, save_strategy="no", report_to=[], dataloader_num_workers=0)
-    return defaults | cfg.trl_args(config) | dict(output_dir=work, data_seed=cfg.seed, **prec)
+    managed = dict(output_dir=work, data_seed=cfg.seed, **prec)
+    if cfg.pair_batches:  # the examples come laid out by pair_layout
+        managed["train_sampling_strategy"] = "sequential"
+    return defaults | cfg.trl_args(config) | managed
+
+
+def pair_layout(keys: list[tuple[str, str]], seed: int) -> list[int]:
+    """Positions of the examples (keyed (pair_id, order)) in training order for `training.pair_batches`:
+    the two orders of a pair side by side (wl, then lw), pairs in an order drawn with `seed`, so that
+    every batch of an even size holds whole pairs. Examples without their other order come last."""
+    by_pair: dict[str, list[tuple[str, int]]] = {}
+    for i, (pair, order) in enumerate(keys):
+        by_pair.setdefault(pair, []).append((order, i))
+    whole = sorted(p for p, g in by_pair.items() if len(g) == 2)
+    random.Random(seed).shuffle(whole)
+    alone = sorted(i for g in by_pair.values() if len(g) != 2 for _, i in g)
+    return [i for p in whole for _, i in sorted(by_pair[p], key=lambda oi: oi[0] != "wl")] + alone
+
+
+def _training_order(examples: list[dict[str, Any]], rows: list[dict[str, Any]], fits: list[int], cfg: TrainingConfig
+                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The examples that fit, in training order (`training.pair_batches`: by pair_layout), and its stats."""
+    if not cfg.pair_batches:
+        return [examples[i] for i in fits], {}
+    keys = [(rows[i]["pair_id"], rows[i]["order"]) for i in fits]
+    layout = pair_layout(keys, cfg.seed)
+    per_pair = Counter(p for p, _ in keys)
+    unpaired = sum(1 for p, _ in keys if per_pair[p] != 2)
+    if unpaired:
+        log.warning("training.pair_batches: %d of %d examples lack their pair's other order; they train last",
+                    unpaired, len(keys))
+    return [examples[fits[i]] for i in layout], {"paired_examples": len(keys) - unpaired}
 
 
 def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, out_dir: Any, card: dict[str, Any], n: int) -> dict[str, Any]:
@@ -131,8 +164,8 @@ def _defused(tok: Any, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fitting(examples: list[dict[str, Any]], tok: Any, max_length: int, sides: tuple[str, ...], what: str
-             ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The examples whose prompt plus every side fits `max_length` tokens, and the count.
+             ) -> tuple[list[int], dict[str, Any]]:
+    """Positions of the examples whose prompt plus every side fits `max_length` tokens, and the count.
 
     TRL would truncate the rest, cutting the verdict off a long judgment (or
     drop a DPO row whose prompt alone is too long, silently); a row that does
@@ -142,15 +175,15 @@ def _fitting(examples: list[dict[str, Any]], tok: Any, max_length: int, sides: t
         return len(ids["input_ids"] if isinstance(ids, Mapping) else ids)
 
     lengths = [max(n_tokens(ex["prompt"] + ex[side]) for side in sides) for ex in examples]
-    kept = [ex for ex, n in zip(examples, lengths) if n <= max_length]
-    stats = {"too_long": len(examples) - len(kept), "longest_tokens": max(lengths, default=0)}
+    fits = [i for i, n in enumerate(lengths) if n <= max_length]
+    stats = {"too_long": len(examples) - len(fits), "longest_tokens": max(lengths, default=0)}
     if stats["too_long"]:
         log.warning("%s: %d of %d examples are longer than training.max_length=%d tokens (longest %d); dropped, not truncated",
                     what, stats["too_long"], len(examples), max_length, stats["longest_tokens"])
-    if not kept:
+    if not fits:
         raise ValueError(f"{what}: all {len(examples)} examples are longer than training.max_length={max_length} tokens "
                          f"(longest {stats['longest_tokens']}); raise training.max_length")
-    return kept, stats
+    return fits, stats
 
 
 def train_sft(
@@ -167,12 +200,13 @@ def train_sft(
         {"prompt": [{"role": "user", "content": r["prompt"]}], "completion": [{"role": "assistant", "content": r["completion"]}]}
         for r in rows
     ])
-    examples, fit = _fitting(examples, tok, cfg.max_length, ("completion",), "SFT")
+    fits, fit = _fitting(examples, tok, cfg.max_length, ("completion",), "SFT")
+    examples, layout = _training_order(examples, rows, fits, cfg)
     with tempfile.TemporaryDirectory(prefix="judgeloop-sft-") as work:
         args = SFTConfig(completion_only_loss=True, **_trainer_args(cfg, "SFTConfig", work, prec))
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tok,
                              peft_config=peft_config)
-        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "sft"}, len(examples)) | fit
+        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, {**card, "algo": "sft"}, len(examples)) | fit | layout
 
 
 def train_dpo(
@@ -193,7 +227,8 @@ def train_dpo(
         }
         for r in rows
     ])
-    examples, fit = _fitting(examples, tok, cfg.max_length, ("chosen", "rejected"), "DPO")
+    fits, fit = _fitting(examples, tok, cfg.max_length, ("chosen", "rejected"), "DPO")
+    examples, layout = _training_order(examples, rows, fits, cfg)
     loss: dict[str, Any] = {"loss_type": ["sigmoid"], "loss_weights": [1.0]}
     if cfg.dpo.nll_weight > 0:  # DPO + NLL on the chosen judgment ("sft" loss in TRL)
         loss = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.dpo.nll_weight]}
@@ -202,4 +237,4 @@ def train_dpo(
         trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=Dataset.from_list(examples),
                              processing_class=tok, peft_config=peft_config)
         card = {**card, "algo": "dpo", "dpo": cfg.dpo.model_dump()}
-        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, card, len(examples)) | fit
+        return _run_and_save(trainer, tok, cfg, init_dir, out_dir, card, len(examples)) | fit | layout
