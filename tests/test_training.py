@@ -211,6 +211,14 @@ def test_pair_batches_need_an_even_batch_and_own_the_sampler():
         TrainingConfig(pair_batches=True, per_device_train_batch_size=3)
     with pytest.raises(ValueError, match="train_sampling_strategy: set by judgeloop"):
         TrainingConfig(pair_batches=True, train_sampling_strategy="random")
+    import yaml
+
+    from judgeloop.config import Params
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    data["method"], data["training"]["pair_batches"] = "likert", True
+    with pytest.raises(ValueError, match="pair_batches lays out .* needs method: pairwise"):
+        Params(**data)
 
 
 def test_pair_batches_train_whole_pairs_in_every_batch(tiny_model, tmp_path, monkeypatch):

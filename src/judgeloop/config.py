@@ -551,6 +551,8 @@ class Params(_Model):
             total = split.eval_fraction + sum(split.iteration_fractions.values())
             if total > 1.0 + 1e-9:
                 raise ValueError(f"{where}.eval_fraction + sum of {where}.iteration_fractions = {total:.3f}; it must be <= 1")
+        if self.method == "likert" and any(self.training_for(it).pair_batches for it in self.iterations):
+            raise ValueError("training.pair_batches lays out the two orders of a pair: it needs method: pairwise")
         for m in self.evaluation.models or []:
             if m != "it0" and m not in self.iterations:
                 raise ValueError(
