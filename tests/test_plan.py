@@ -12,7 +12,7 @@ from conftest import LLMBAR_NATURAL
 from judgeloop.cli import main
 from judgeloop.config import load_params, parse_params
 from judgeloop.plan import make_plan
-from judgeloop.prompts import build_prompts
+from judgeloop.pool import build_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -32,7 +32,7 @@ from .judging import FORCEABLE, forced_choice
 from .loaders import InputError, id_field, int_field, read_jsonl, read_parquet_rows, text_field, unique_ids
 from .pairs import request_seed
 from .parsing import parse_score
-from .prompts import assign_split, split_u
+from .pool import assign_split, split_u
 from .templates import LIKERT_PROMPT, META_PROMPT
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ def run_seed(params: Params, args: Any) -> None:
 
 
 def run_prompts(params: Params, args: Any) -> None:
-    from .prompts import build_prompts
+    from .pool import build_prompts
 
     backend = None
     if params.prompts.categorize.enabled:

@@ -33,7 +33,7 @@ def _prompt_splits(params: Params, pool: int | None) -> tuple[dict[str, int], st
     split = params.prompts.split
     if pool is None:
         try:
-            from .prompts import build_prompts
+            from .pool import build_prompts
 
             unlabelled = params
             if params.prompts.categorize.enabled:  # labels need the model: count before the category filter

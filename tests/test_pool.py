@@ -11,7 +11,7 @@ import yaml
 
 from judgeloop.config import parse_params
 from judgeloop.loaders import InputError
-from judgeloop.prompts import (
+from judgeloop.pool import (
     assign_split,
     build_prompts,
     dedupe_key,
