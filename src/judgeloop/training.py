@@ -14,7 +14,6 @@ import logging
 import random
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,17 +77,18 @@ def _trainer_args(cfg: TrainingConfig, config: str, work: str, prec: dict[str, A
     return defaults | cfg.trl_args(config) | managed
 
 
-def pair_layout(keys: list[tuple[str, str]], seed: int) -> list[int]:
+def pair_layout(keys: list[tuple[str, str]], seed: int) -> tuple[list[int], int]:
     """Positions of the examples (keyed (pair_id, order)) in training order for `training.pair_batches`:
     the two orders of a pair side by side (wl, then lw), pairs in an order drawn with `seed`, so that
-    every batch of an even size holds whole pairs. Examples without their other order come last."""
+    every batch of an even size holds whole pairs. Examples without their other order come last;
+    their count is returned too."""
     by_pair: dict[str, list[tuple[str, int]]] = {}
     for i, (pair, order) in enumerate(keys):
         by_pair.setdefault(pair, []).append((order, i))
     whole = sorted(p for p, g in by_pair.items() if len(g) == 2)
     random.Random(seed).shuffle(whole)
     alone = sorted(i for g in by_pair.values() if len(g) != 2 for _, i in g)
-    return [i for p in whole for _, i in sorted(by_pair[p], key=lambda oi: oi[0] != "wl")] + alone
+    return [i for p in whole for _, i in sorted(by_pair[p], key=lambda oi: oi[0] != "wl")] + alone, len(alone)
 
 
 def _training_order(examples: list[dict[str, Any]], rows: list[dict[str, Any]], fits: list[int], cfg: TrainingConfig
@@ -96,14 +96,11 @@ def _training_order(examples: list[dict[str, Any]], rows: list[dict[str, Any]], 
     """The examples that fit, in training order (`training.pair_batches`: by pair_layout), and its stats."""
     if not cfg.pair_batches:
         return [examples[i] for i in fits], {}
-    keys = [(rows[i]["pair_id"], rows[i]["order"]) for i in fits]
-    layout = pair_layout(keys, cfg.seed)
-    per_pair = Counter(p for p, _ in keys)
-    unpaired = sum(1 for p, _ in keys if per_pair[p] != 2)
+    layout, unpaired = pair_layout([(rows[i]["pair_id"], rows[i]["order"]) for i in fits], cfg.seed)
     if unpaired:
         log.warning("training.pair_batches: %d of %d examples lack their pair's other order; they train last",
-                    unpaired, len(keys))
-    return [examples[fits[i]] for i in layout], {"paired_examples": len(keys) - unpaired}
+                    unpaired, len(fits))
+    return [examples[fits[i]] for i in layout], {"paired_examples": len(fits) - unpaired}
 
 
 def _run_and_save(trainer: Any, tok: Any, cfg: TrainingConfig, init_dir: Any, out_dir: Any, card: dict[str, Any], n: int) -> dict[str, Any]:
